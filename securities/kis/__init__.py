@@ -1,0 +1,3 @@
+"""Korea Investment & Securities (KIS) Open API support."""
+
+__all__: list[str] = []

@@ -1,0 +1,138 @@
+"""The gateway's Flask application factory.
+
+Importing this package does nothing: no environment is read, no engine or socket is opened and no
+thread starts. ``create_app`` does all of it, in named steps.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+__all__ = ["create_app"]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure an instance of the gateway.
+
+    Args:
+        config: settings that override the defaults and the ``GATEWAY_*`` environment.
+
+    Raises:
+        ConfigError: a setting is missing or invalid.
+    """
+    app = Flask(
+        __name__,
+        template_folder="ui/templates",
+        static_folder="ui/static",
+        instance_relative_config=True,
+    )
+    _load_config(app, config)
+    _init_logging(app)
+    _init_database(app)
+    _init_security(app)
+    _init_extensions(app)
+    _register_error_handlers(app)
+    _register_request_hooks(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    return app
+
+
+def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    from web_server import config
+
+    config.load(app.config, overrides)  # type: ignore[arg-type]
+    config.validate(app.config)
+    if app.config["ENV"] != "production":
+        # Plain-HTTP demo and tests: a Secure cookie would never come back over http://.
+        if "SESSION_COOKIE_SECURE" not in (overrides or {}):
+            app.config["SESSION_COOKIE_SECURE"] = False
+            app.config["REMEMBER_COOKIE_SECURE"] = False
+
+
+def _init_logging(app: Flask) -> None:
+    from web_server.log import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+
+def _init_database(app: Flask) -> None:
+    from web_server.config import normalize_database_url
+
+    url = app.config.get("DATABASE_URL")
+    if not url:
+        from web_server import embedded_db
+
+        directory = Path(app.config.get("EMBEDDED_DB_DIR") or Path(app.instance_path) / "pgdata")
+        url, handle = embedded_db.start(directory)
+        app.extensions["gateway.embedded_db"] = handle
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
+
+
+def _init_security(app: Flask) -> None:
+    from web_server.crypto import KeyRing
+
+    app.extensions["gateway.keyring"] = KeyRing.from_config(app.config)
+
+
+def _init_extensions(app: Flask) -> None:
+    from web_server import models  # noqa: F401  (registers the models on the metadata)
+    from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+
+    from web_server.crypto import install_session_hooks
+    from web_server.extensions import csrf, db, login_manager, migrate
+    from web_server.migrations_path import MIGRATIONS_DIR
+
+    db.init_app(app)
+    install_session_hooks(FlaskSQLAlchemySession)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "ui.login"
+    login_manager.session_protection = "strong"
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from web_server.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def add_standard_headers(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/api/") and request.path != "/api/v1/docs":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _register_blueprints(app: Flask) -> None:
+    from web_server.api import init_api
+    from web_server.health import bp as health_bp
+    from web_server.ui import bp as ui_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(ui_bp)
+    init_api(app)
+
+
+def _register_cli(app: Flask) -> None:
+    from web_server.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,86 @@
+"""``/api/v1/stocks``: the stocks master, read-only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from web_server.errors import ValidationFailed
+from web_server.models import Stock
+from web_server.models.market import SYMBOL_PATTERN
+from web_server.services import stocks as stocks_service
+
+blp = Blueprint(
+    "stocks_api", __name__, url_prefix="/api/v1/stocks", description="Korean stocks master"
+)
+
+
+class StockSchema(Schema):
+    """A row of the stocks master."""
+
+    symbol = fields.String(metadata={"example": "005930"})
+    name = fields.String(metadata={"example": "삼성전자"})
+    market = fields.String(metadata={"enum": ["KOSPI", "KOSDAQ", "KONEX"]})
+    status = fields.String(metadata={"enum": ["ACTIVE", "SUSPENDED", "DELISTED"]})
+    is_tradable = fields.Boolean()
+    trade_halt_reason = fields.String(allow_none=True)
+    listing_date = fields.Date(allow_none=True)
+    delisting_date = fields.Date(allow_none=True)
+    sector = fields.String(allow_none=True)
+    industry = fields.String(allow_none=True)
+    market_cap = fields.Integer(allow_none=True)
+    standard_code = fields.String(allow_none=True)
+    security_group = fields.String(allow_none=True)
+    updated_ts = fields.DateTime()
+
+
+class StockSearchArgs(Schema):
+    """Filters of a stocks search."""
+
+    q = fields.String(validate=validate.Length(min=1, max=40))
+    market = fields.String(validate=validate.OneOf(["KOSPI", "KOSDAQ", "KONEX"]))
+    tradable = fields.Boolean()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+@blp.route("")
+class StockList(MethodView):
+    """Search the stocks master."""
+
+    @blp.arguments(StockSearchArgs, location="query")
+    @blp.response(200, StockSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Sequence[Stock]:
+        """Search by code prefix or Korean name, by market, by tradability."""
+        return stocks_service.search_stocks(
+            args.get("q"),
+            market=args.get("market"),
+            tradable=args.get("tradable"),
+            limit=args["limit"],
+            offset=args["offset"],
+        )
+
+
+@blp.route("/<string:symbol>")
+class StockItem(MethodView):
+    """One stock."""
+
+    @blp.response(200, StockSchema)
+    @blp.alt_response(422, description="The symbol is not a KRX short code")
+    def get(self, symbol: str) -> Stock:
+        """Return one stock by its six-character short code."""
+        _check_symbol(symbol)
+        return stocks_service.get_stock(symbol)
+
+
+def _check_symbol(symbol: str) -> None:
+    if not re.match(SYMBOL_PATTERN, symbol):
+        raise ValidationFailed(
+            "A symbol is a six-character KRX short code such as 005930 or 0001A0.",
+            errors={"symbol": [f"must match {SYMBOL_PATTERN}"]},
+        )

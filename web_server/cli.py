@@ -1,0 +1,263 @@
+"""The ``gateway`` command: the operator's single entry point (a Flask CLI group).
+
+Commands that must work before the gateway is configured (``demo``, ``keys generate``) hang off
+the top-level group and build the app themselves; the rest run inside the app's context.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from web_server import create_app
+from web_server.errors import GatewayError
+
+
+def _create_app_for_cli() -> Flask:
+    try:
+        return create_app()
+    except GatewayError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app_for_cli, add_version_option=False)
+def main() -> None:
+    """Operate the trading account gateway."""
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Manage the encryption keys of stored secrets."""
+
+
+@keys.command("generate", with_appcontext=False)
+@click.option("--id", "key_id", help="Key id (letters, digits, - and _); random if omitted.")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Put the new key first in this file (created with mode 600) instead of printing it.",
+)
+def keys_generate(key_id: str | None, key_file: Path | None) -> None:
+    """Create a new 256-bit key as id:base64key.
+
+    Printed alone on stdout, or prepended to --key-file so that it becomes the key that encrypts
+    while the older keys still decrypt. Then run `gateway keys rotate`.
+    """
+    from web_server.crypto import generate_key_entry
+
+    try:
+        entry = generate_key_entry(key_id)
+    except GatewayError as exc:
+        raise click.ClickException(exc.detail) from None
+    if key_file is None:
+        click.echo(entry)
+        return
+    existing = key_file.read_text(encoding="ascii") if key_file.exists() else ""
+    _write_private(key_file, entry + "\n" + existing)
+    click.echo(f"Added key {entry.split(':', 1)[0]} first in {key_file}.", err=True)
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the first configured key, in one transaction."""
+    from web_server.crypto import key_ids_in_use, rotate
+    from web_server.database import Base
+    from web_server.extensions import db
+
+    keyring = current_app.extensions["gateway.keyring"]
+    try:
+        rewritten = rotate(db.session, Base, keyring)
+        db.session.commit()
+    except GatewayError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"Nothing was changed. {exc.detail}") from None
+    in_use = key_ids_in_use(db.session, Base)
+    click.echo(
+        f"Re-encrypted {rewritten} secret(s) under key {keyring.primary_id}. "
+        f"Key ids in use now: {', '.join(f'{k}={n}' for k, n in sorted(in_use.items())) or 'none'}."
+    )
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """Show the configured key ids and how many stored secrets each one encrypts."""
+    from web_server.crypto import key_ids_in_use
+    from web_server.database import Base
+    from web_server.extensions import db
+
+    keyring = current_app.extensions["gateway.keyring"]
+    in_use = key_ids_in_use(db.session, Base)
+    for key_id in keyring.key_ids():
+        role = "encrypts" if key_id == keyring.primary_id else "decrypts"
+        click.echo(f"{key_id}\t{role}\t{in_use.pop(key_id, 0)} secret(s)")
+    for key_id, count in in_use.items():
+        click.echo(f"{key_id}\tMISSING\t{count} secret(s) cannot be decrypted")
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Manage operator users of the web UI."""
+
+
+@users.command("create")
+@click.option("--username", required=True)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+def users_create(username: str, password_stdin: bool) -> None:
+    """Create an operator; the password is asked for (or read from stdin), never an argument."""
+    from web_server.extensions import db
+    from web_server.services.users import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(username, password)
+        db.session.commit()
+    except GatewayError as exc:
+        db.session.rollback()
+        problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in (exc.errors or {}).items())
+        raise click.ClickException(f"{exc.detail} {problems}".strip()) from None
+    click.echo(f"Created user {user.username} (id {user.id}).")
+
+
+# -- database roles ---------------------------------------------------------------------------
+
+
+@click.command("roles")
+@with_appcontext
+def db_roles() -> None:
+    """Create the gateway's roles if missing and grant them their rights in this database."""
+    from web_server.extensions import db
+    from web_server.roles import apply_grants
+
+    apply_grants(db.session.connection())
+    db.session.commit()
+    click.echo("Roles gateway_app, gateway_datasync and gateway_readonly are in place.")
+
+
+# -- serve and demo ---------------------------------------------------------------------------
+
+
+@main.command(with_appcontext=False)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True)
+def serve(bind: str, workers: int) -> None:
+    """Run the web server under gunicorn (production)."""
+    os.execvp(  # noqa: S606 - replacing this process with gunicorn is the point
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "-",
+            "web_server:create_app()",
+        ],
+    )
+
+
+@main.command(with_appcontext=False)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def demo(port: int, host: str) -> None:
+    """Run the whole product locally: embedded PostgreSQL (unless DATABASE_URL), a demo operator.
+
+    Keys and the session secret for the demo are created in the instance folder on first run.
+    """
+    instance = Path(os.environ.get("GATEWAY_INSTANCE_DIR", Path.cwd() / "instance"))
+    instance.mkdir(parents=True, exist_ok=True)
+    _prepare_demo_settings(instance)
+    app = _create_app_for_cli()
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+        username, password = _ensure_demo_operator(instance)
+    click.echo("")
+    click.echo(f"  Gateway:  http://{host}:{port}/")
+    click.echo(f"  Log in:   {username} / {password}")
+    click.echo(f"  API docs: http://{host}:{port}/api/v1/docs")
+    click.echo("")
+    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+
+def _prepare_demo_settings(instance: Path) -> None:
+    os.environ.setdefault("GATEWAY_ENV", "development")
+    os.environ.setdefault("GATEWAY_EMBEDDED_DB_DIR", str(instance / "pgdata"))
+    key_file = instance / "encryption.keys"
+    if not os.environ.get("GATEWAY_ENCRYPTION_KEYS") and not os.environ.get(
+        "GATEWAY_ENCRYPTION_KEY_FILE"
+    ):
+        if not key_file.exists():
+            from web_server.crypto import generate_key_entry
+
+            _write_private(key_file, generate_key_entry("demo1") + "\n")
+        os.environ["GATEWAY_ENCRYPTION_KEY_FILE"] = str(key_file)
+    secret_file = instance / "secret_key"
+    if not os.environ.get("GATEWAY_SECRET_KEY"):
+        if not secret_file.exists():
+            _write_private(secret_file, secrets.token_urlsafe(48))
+        os.environ["GATEWAY_SECRET_KEY"] = secret_file.read_text().strip()
+
+
+def _ensure_demo_operator(instance: Path) -> tuple[str, str]:
+    from sqlalchemy import select
+
+    from web_server.extensions import db
+    from web_server.models import User
+    from web_server.services.users import create_user
+
+    username = "demo"
+    credentials = instance / "demo_operator"
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is not None and credentials.exists():
+        return username, credentials.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    if user is None:
+        create_user(username, password)
+    else:
+        from argon2 import PasswordHasher
+
+        user.password_hash = PasswordHasher().hash(password)
+    db.session.commit()
+    _write_private(credentials, password)
+    return username, password
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Write a file only its owner can read (secrets, keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the commands that need a configured app to ``app.cli`` and ``flask db``."""
+    from flask_migrate.cli import db as db_group
+
+    if "roles" not in db_group.commands:
+        db_group.add_command(db_roles)
+
+

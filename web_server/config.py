@@ -1,0 +1,107 @@
+"""Configuration: code defaults, then ``GATEWAY_*`` environment variables, then the factory's mapping.
+
+``validate`` runs at start-up and raises ``ConfigError`` with a message that says how to fix the
+problem. There are no default secrets; ``DEBUG`` and ``TESTING`` are never read from the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from web_server.errors import ConfigError
+
+ENVIRONMENTS = ("production", "development", "test")
+LOG_FORMATS = ("text", "json")
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "production",
+    # SECRET_KEY signs sessions and CSRF tokens; it is required and has no default.
+    "SECRET_KEY": None,
+    "ENCRYPTION_KEYS": None,
+    "ENCRYPTION_KEY_FILE": None,
+    "DATABASE_URL": None,
+    "EMBEDDED_DB_DIR": None,
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "text",
+    "TOKEN_REFRESH_MARGIN_SECONDS": 6 * 3600,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_SECONDS": 300,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": True,
+    "REMEMBER_COOKIE_SECURE": True,
+    "WTF_CSRF_TIME_LIMIT": 3600,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # flask-smorest / OpenAPI
+    "API_TITLE": "Trading account gateway",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_REDOC_PATH": "docs",
+    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+    "BROKERS": {},
+}
+
+# Settings a user may not set from outside: they change what the code trusts.
+_FORBIDDEN_FROM_ENV = ("DEBUG", "TESTING")
+
+
+def load(config: dict[str, Any], overrides: dict[str, Any] | None) -> None:
+    """Fill ``config`` from defaults, the environment and ``overrides``, in that order."""
+    for key, value in DEFAULTS.items():
+        config.setdefault(key, value)
+    for key in _FORBIDDEN_FROM_ENV:
+        os.environ.pop(f"GATEWAY_{key}", None)
+    config.from_prefixed_env("GATEWAY")  # type: ignore[attr-defined]
+    if "DATABASE_URL" in os.environ and not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    config.update(overrides or {})
+
+
+def normalize_database_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver, the only one the gateway installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Refuse to start with settings that are missing or unsafe.
+
+    Raises:
+        ConfigError: a setting is missing or invalid; the message says how to fix it.
+    """
+    if config["ENV"] not in ENVIRONMENTS:
+        raise ConfigError(
+            f"GATEWAY_ENV={config['ENV']!r} is not one of {', '.join(ENVIRONMENTS)}."
+        )
+    secret_key = config.get("SECRET_KEY")
+    if not secret_key or len(str(secret_key)) < 32:
+        raise ConfigError(
+            "GATEWAY_SECRET_KEY must be set to at least 32 random characters (it signs sessions "
+            "and CSRF tokens). Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ConfigError(f"GATEWAY_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
+    url = config.get("DATABASE_URL")
+    if url and not str(url).startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(
+            "DATABASE_URL must be a PostgreSQL URL (postgresql://user@host:5432/dbname); "
+            "the gateway runs on PostgreSQL only. Leave it unset to use the embedded server."
+        )
+    margin = config["TOKEN_REFRESH_MARGIN_SECONDS"]
+    if not isinstance(margin, int) or not 60 <= margin <= 20 * 3600:
+        raise ConfigError(
+            "GATEWAY_TOKEN_REFRESH_MARGIN_SECONDS must be an integer between 60 and 72000 "
+            "(tokens live about 24 h; the default refreshes 6 h before expiry)."
+        )
+    if not isinstance(config.get("BROKERS"), dict):
+        raise ConfigError(
+            "GATEWAY_BROKERS must be a mapping; set one URL with "
+            "GATEWAY_BROKERS__KIS__BASE_URL=https://… (double underscores nest)."
+        )

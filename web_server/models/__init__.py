@@ -1,0 +1,30 @@
+"""ORM models, one module per concern; importing this package registers them all."""
+
+from web_server.models.accounts import (
+    Account,
+    AccountType,
+    Environment,
+    Exchange,
+    SecuritiesToken,
+)
+from web_server.models.market import CryptoMarket, Stock
+from web_server.models.system import ProcessLock
+from web_server.models.trade import Fill, Holding, Order, OrderIntent, OrderStatus
+from web_server.models.users import User
+
+__all__ = [
+    "Account",
+    "AccountType",
+    "CryptoMarket",
+    "Environment",
+    "Exchange",
+    "Fill",
+    "Holding",
+    "Order",
+    "OrderIntent",
+    "OrderStatus",
+    "ProcessLock",
+    "SecuritiesToken",
+    "Stock",
+    "User",
+]

@@ -1,0 +1,27 @@
+"""Process coordination (seed 004 ``system.process_locks``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Index, Integer, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from web_server.database import Base
+
+
+class ProcessLock(Base):
+    """Who holds a leader lock (a PostgreSQL advisory lock) and when it last proved it is alive."""
+
+    __tablename__ = "process_locks"
+    __table_args__ = (
+        Index("idx_process_locks_heartbeat", text("heartbeat_ts DESC")),
+        {"schema": "system"},
+    )
+
+    lock_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(Text)
+    acquired_ts: Mapped[dt.datetime]
+    heartbeat_ts: Mapped[dt.datetime]
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
