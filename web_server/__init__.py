@@ -97,6 +97,11 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "ui.login"
     login_manager.session_protection = "strong"
+    from web_server.services.symbols import SymbolCache
+
+    app.extensions["gateway.symbols"] = SymbolCache(
+        app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", "", 1)
+    )
 
 
 def _register_error_handlers(app: Flask) -> None:

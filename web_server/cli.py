@@ -136,6 +136,49 @@ def users_create(username: str, password_stdin: bool) -> None:
     click.echo(f"Created user {user.username} (id {user.id}).")
 
 
+# -- stocks master ----------------------------------------------------------------------------
+
+
+@main.group()
+def stocks() -> None:
+    """The Korean stocks master (market.stocks)."""
+
+
+@stocks.command("sync")
+@click.option("--source", help="URL prefix of the master zips (default: GATEWAY_KIS_MASTER_URL).")
+@click.option(
+    "--master-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Read kospi_code.mst(.zip), kosdaq_… and konex_… from this folder instead.",
+)
+def stocks_sync(source: str | None, master_dir: Path | None) -> None:
+    """Download KIS's master files and apply them to market.stocks, all or nothing."""
+    from web_server.services.stocks_sync import datasync_target, run_sync
+
+    if source and master_dir:
+        raise click.UsageError("Give --source or --master-dir, not both.")
+    origin = str(master_dir) if master_dir else (source or current_app.config["KIS_MASTER_URL"])
+    steps = ["downloaded KOSPI", "downloaded KOSDAQ", "downloaded KONEX", "parsed", "written"]
+    bar = click.progressbar(length=len(steps), label="stocks sync", file=sys.stderr)
+    interactive = sys.stderr.isatty()
+    if interactive:
+        bar.__enter__()
+    try:
+        url, role = datasync_target(current_app.config)
+        summary = run_sync(
+            url,
+            origin,
+            role=role,
+            progress=(lambda step, n: bar.update(n)) if interactive else None,
+        )
+    except GatewayError as exc:
+        raise click.ClickException(f"{exc.detail} Nothing was changed.") from None
+    finally:
+        if interactive:
+            bar.__exit__(None, None, None)
+    click.echo(summary.line())
+
+
 # -- database roles ---------------------------------------------------------------------------
 
 

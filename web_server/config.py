@@ -26,6 +26,11 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
     "TOKEN_REFRESH_MARGIN_SECONDS": 6 * 3600,
+    # Stocks master: where KIS publishes its master zips, who writes market.stocks, and when.
+    "KIS_MASTER_URL": "https://new.real.download.dws.co.kr/common/master",
+    "DATASYNC_DATABASE_URL": None,
+    "DATASYNC_ROLE": "gateway_datasync",
+    "STOCKS_SYNC_TIME": "07:30",
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 300,
     "SESSION_COOKIE_HTTPONLY": True,

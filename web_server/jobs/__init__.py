@@ -1,0 +1,1 @@
+"""Background jobs: the scheduler, leader election, and the jobs themselves (thin boundaries)."""

@@ -1,0 +1,125 @@
+"""Leader election with a PostgreSQL advisory lock, recorded in ``system.process_locks``.
+
+Every scheduler process (on any host) tries ``pg_try_advisory_lock`` on a dedicated connection.
+The one that gets it is the leader and runs the jobs; the others are hot standbys that try again
+every few seconds. The lock is tied to the leader's database session, so when the leader dies its
+connection closes, PostgreSQL releases the lock at once, and a standby takes over on its next try.
+The leader refreshes ``heartbeat_ts`` in ``system.process_locks`` (seed 004) so operators can see
+who leads and spot a stale one (the seed's query: heartbeat older than 15 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+import zlib
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(name: str) -> int:
+    """Return the advisory-lock key of a lock name (stable across processes and versions)."""
+    # A fixed namespace in the high bits keeps our keys apart from other applications' locks.
+    return (0x6761 << 32) | zlib.crc32(name.encode())
+
+
+class LeaderLock:
+    """One process's claim on a named leadership, held on its own database connection."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.key = lock_key(name)
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._connection: Connection | None = None
+        self._mutex = threading.Lock()
+
+    @property
+    def is_leader(self) -> bool:
+        """Tell whether this process held the lock at its last check."""
+        return self._connection is not None
+
+    def tick(self) -> bool:
+        """Take the lock if free, or prove we still hold it; return whether we lead.
+
+        Called every few seconds. A lost connection means a lost lock (PostgreSQL released it),
+        so leadership is dropped and must be won again.
+        """
+        with self._mutex:
+            try:
+                if self._connection is None:
+                    return self._try_acquire()
+                self._heartbeat()
+                return True
+            except SQLAlchemyError as exc:
+                log.warning("leader %s: lost the database connection (%s)", self.name,
+                            type(exc).__name__)
+                self._close()
+                return False
+
+    def _try_acquire(self) -> bool:
+        connection = self.engine.connect()
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
+        ).scalar_one()
+        if not got:
+            connection.rollback()
+            connection.close()
+            return False
+        connection.execute(
+            text(
+                "INSERT INTO system.process_locks"
+                " (lock_name, instance_id, acquired_ts, heartbeat_ts, host, pid)"
+                " VALUES (:name, :instance, now(), now(), :host, :pid)"
+                " ON CONFLICT (lock_name) DO UPDATE SET instance_id = EXCLUDED.instance_id,"
+                " acquired_ts = now(), heartbeat_ts = now(), host = EXCLUDED.host,"
+                " pid = EXCLUDED.pid"
+            ),
+            {"name": self.name, "instance": self.instance_id, "host": socket.gethostname(),
+             "pid": os.getpid()},
+        )
+        connection.commit()
+        self._connection = connection
+        log.info("leader %s: this process (%s) now leads", self.name, self.instance_id)
+        return True
+
+    def _heartbeat(self) -> None:
+        assert self._connection is not None
+        self._connection.execute(
+            text(
+                "UPDATE system.process_locks SET heartbeat_ts = now()"
+                " WHERE lock_name = :name AND instance_id = :instance"
+            ),
+            {"name": self.name, "instance": self.instance_id},
+        )
+        self._connection.commit()
+
+    def release(self) -> None:
+        """Give up leadership (on shutdown) so a standby takes over at once."""
+        with self._mutex:
+            if self._connection is None:
+                return
+            try:
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
+                )
+                self._connection.commit()
+            except SQLAlchemyError:
+                pass
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.invalidate()
+                self._connection.close()
+            except SQLAlchemyError:
+                pass
+            self._connection = None

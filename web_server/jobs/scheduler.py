@@ -1,0 +1,93 @@
+"""The scheduler: configured here, started only by ``gateway scheduler`` or ``gateway demo``.
+
+Web workers never start it. Every scheduler process runs the leader election every few seconds;
+only the leader runs the jobs, so with any number of scheduler processes on any number of hosts
+each job runs once (DESIGN §4, §9). Each job is a boundary: an app context, the service call, a
+commit on success and a rollback on failure. Jobs are idempotent, so a job that runs again after a
+leader change does no harm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from flask import Flask
+
+from web_server.extensions import db
+from web_server.jobs.leader import LeaderLock
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_NAME = "gateway_scheduler_leader"
+LEADER_TICK_SECONDS = 5
+
+
+def leader_only(app: Flask, leader: LeaderLock, job: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap ``job`` as a boundary that runs only while this process leads."""
+
+    def run() -> None:
+        if not leader.is_leader:
+            return
+        with app.app_context():
+            try:
+                job()
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("job %s failed", getattr(job, "__name__", job))
+            finally:
+                db.session.remove()
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
+def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
+    """Configure the scheduler with the leader election and every job; do not start it."""
+    scheduler: BaseScheduler = (
+        BlockingScheduler(timezone=dt.UTC) if blocking else BackgroundScheduler(timezone=dt.UTC)
+    )
+    with app.app_context():
+        leader = LeaderLock(db.engine, LEADER_LOCK_NAME)
+    app.extensions["gateway.leader"] = leader
+    app.extensions["gateway.scheduler"] = scheduler
+    now = dt.datetime.now(dt.UTC)
+    scheduler.add_job(leader.tick, "interval", seconds=LEADER_TICK_SECONDS, id="leader",
+                      replace_existing=True, next_run_time=now, max_instances=1)
+
+    from web_server.jobs import stocks_job
+
+    hour, minute = (int(part) for part in app.config["STOCKS_SYNC_TIME"].split(":"))
+    scheduler.add_job(
+        leader_only(app, leader, lambda: stocks_job.daily_stocks_sync(app)),
+        CronTrigger(day_of_week="mon-fri", hour=hour, minute=minute, timezone="Asia/Seoul"),
+        id="stocks_sync", replace_existing=True, max_instances=1, coalesce=True,
+        misfire_grace_time=3600,
+    )
+    for job_id, job, seconds in app.extensions.get("gateway.periodic_jobs", []):
+        scheduler.add_job(leader_only(app, leader, job), "interval", seconds=seconds, id=job_id,
+                          replace_existing=True, max_instances=1, coalesce=True,
+                          next_run_time=now + dt.timedelta(seconds=1))
+    return scheduler
+
+
+def register_periodic_job(app: Flask, job_id: str, job: Callable[[], Any], seconds: int) -> None:
+    """Declare a leader-only job that runs every ``seconds`` (used by the token refresh)."""
+    app.extensions.setdefault("gateway.periodic_jobs", []).append((job_id, job, seconds))
+
+
+def shutdown(app: Flask) -> None:
+    """Stop the scheduler and hand leadership over at once."""
+    scheduler = app.extensions.get("gateway.scheduler")
+    if scheduler is not None and scheduler.running:
+        scheduler.shutdown(wait=False)
+    leader = app.extensions.get("gateway.leader")
+    if leader is not None:
+        leader.release()

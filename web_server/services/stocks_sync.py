@@ -1,0 +1,312 @@
+"""Sync ``market.stocks`` from KIS's master files (seed 000 Phase 2, seed 003; DESIGN §4).
+
+The sync is all or nothing. Every file is downloaded and parsed in full before the database is
+touched; any failure (a refused or truncated download, a corrupt zip, a malformed record) raises
+``StocksSyncFailed`` and the table stays as it was. The write is one transaction, run as
+``gateway_datasync`` (the only role that may write the master):
+
+1. the parsed rows are copied into a temporary table (``COPY``, one round trip);
+2. one ``INSERT … ON CONFLICT DO UPDATE … WHERE row IS DISTINCT FROM new row`` adds new symbols and
+   changes only rows whose values differ, so an unchanged row is not written and its
+   ``updated_ts`` stays;
+3. one ``UPDATE`` marks symbols that vanished from a synced market DELISTED (``is_tradable=false``,
+   ``delisting_date`` today in Seoul). Nothing is ever deleted: trade rows keep their foreign keys;
+4. ``NOTIFY stocks_master_changed`` tells every gateway process to drop its symbol cache; the
+   notification is delivered only if the transaction commits.
+
+Mapping from the master record: ``status`` is SUSPENDED while KRX halts trading (``trht_yn``), else
+ACTIVE; ``is_tradable`` is false for a halt, liquidation trading (정리매매), an administrative issue
+(관리종목) or an investment-risk designation (투자위험), and ``trade_halt_reason`` lists those
+reasons. ``market_cap`` is in KRW (the file gives 억원). ``sector`` and ``industry`` hold KRX's
+index-industry codes (large, medium/small): the master files carry codes, not names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import zipfile
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.pool import NullPool
+
+from securities.kis.master_file import (
+    REASON_ADMINISTRATIVE,
+    REASON_INVESTMENT_RISK,
+    REASON_LIQUIDATION_TRADING,
+    REASON_TRADING_HALT,
+    MasterFileError,
+    MasterRecord,
+    read_master_zip,
+)
+from web_server.config import normalize_database_url
+from web_server.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
+DEFAULT_MASTER_URL = "https://new.real.download.dws.co.kr/common/master"
+NOTIFY_CHANNEL = "stocks_master_changed"
+# KOSPI and KOSDAQ must be present; a source without the KONEX file leaves KONEX rows untouched.
+REQUIRED_MARKETS = ("KOSPI", "KOSDAQ")
+OPTIONAL_MARKETS = ("KONEX",)
+BLOCKING_REASONS = frozenset(
+    {REASON_TRADING_HALT, REASON_LIQUIDATION_TRADING, REASON_ADMINISTRATIVE,
+     REASON_INVESTMENT_RISK}
+)
+COLUMNS = (
+    "symbol", "name", "market", "status", "listing_date", "sector", "industry", "market_cap",
+    "is_tradable", "trade_halt_reason", "standard_code", "security_group",
+)
+# Columns a sync owns; a changed value in any of them rewrites the row.
+_COMPARED = [c for c in COLUMNS if c != "symbol"] + ["delisting_date"]
+
+Progress = Callable[[str, int], None]
+
+
+class StocksSyncFailed(GatewayError):
+    """The sync could not complete; nothing was changed."""
+
+    code = "stocks_sync_failed"
+    http_status = 502
+    title = "Stocks master sync failed"
+
+
+@dataclass
+class SyncSummary:
+    """What a sync did."""
+
+    added: int = 0
+    changed: int = 0
+    delisted: int = 0
+    halted: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    markets: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """Return the one-line summary printed after every sync."""
+        return (
+            f"stocks sync ({', '.join(self.markets)}): added {self.added}, changed {self.changed},"
+            f" delisted {self.delisted}, halted {self.halted}, skipped {self.skipped}"
+            f" (unchanged {self.unchanged})"
+        )
+
+
+def _file_name(market: str) -> str:
+    return f"{market.lower()}_code.mst.zip"
+
+
+def download_masters(
+    source: str, *, session: requests.Session | None = None, timeout: float = 30.0,
+    progress: Progress | None = None,
+) -> dict[str, bytes]:
+    """Download the master zips from ``source`` (a URL prefix or a folder), complete or not at all.
+
+    A folder may hold the zips or the bare ``.mst`` files (KIS's unzipped downloads).
+
+    Raises:
+        StocksSyncFailed: a required file is missing, refused or truncated.
+    """
+    payloads: dict[str, bytes] = {}
+    for market in REQUIRED_MARKETS + OPTIONAL_MARKETS:
+        data = (
+            _read_folder(Path(source), market)
+            if not source.startswith(("http://", "https://"))
+            else _download(source.rstrip("/") + "/" + _file_name(market), session, timeout)
+        )
+        if data is None:
+            if market in REQUIRED_MARKETS:
+                raise StocksSyncFailed(f"The {market} master file is missing from {source}.")
+            log.info("stocks sync: no %s master at %s; %s rows left as they are", market,
+                     source, market)
+            continue
+        payloads[market] = data
+        if progress:
+            progress(f"downloaded {market}", 1)
+    return payloads
+
+
+def _read_folder(folder: Path, market: str) -> bytes | None:
+    if not folder.is_dir():
+        raise StocksSyncFailed(f"{folder} is not a folder of master files.")
+    zipped = folder / _file_name(market)
+    if zipped.exists():
+        return zipped.read_bytes()
+    plain = folder / _file_name(market).removesuffix(".zip")
+    if plain.exists():
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(plain.name, plain.read_bytes())
+        return buffer.getvalue()
+    return None
+
+
+def _download(url: str, session: requests.Session | None, timeout: float) -> bytes | None:
+    http = session or requests.Session()
+    try:
+        response = http.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise StocksSyncFailed(f"Downloading {url} failed: {type(exc).__name__}.") from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise StocksSyncFailed(f"Downloading {url} failed: HTTP {response.status_code}.")
+    expected = response.headers.get("Content-Length")
+    if expected is not None and int(expected) != len(response.content):
+        raise StocksSyncFailed(
+            f"Downloading {url} was cut short: {len(response.content)} of {expected} bytes."
+        )
+    return response.content
+
+
+def parse_masters(payloads: dict[str, bytes]) -> tuple[list[MasterRecord], int]:
+    """Parse every downloaded zip; return the stock records and how many records were skipped.
+
+    Raises:
+        StocksSyncFailed: a file is not a valid master file.
+    """
+    records: list[MasterRecord] = []
+    skipped = 0
+    for market, data in payloads.items():
+        try:
+            result = read_master_zip(data, market)
+        except MasterFileError as exc:
+            raise StocksSyncFailed(f"The {market} master file is damaged: {exc}") from exc
+        records.extend(result.records)
+        skipped += result.skipped
+    return records, skipped
+
+
+def row_from_record(record: MasterRecord) -> tuple[object, ...]:
+    """Map a master record to a ``market.stocks`` row, in ``COLUMNS`` order."""
+    blocking = [reason for reason in record.halt_reasons if reason in BLOCKING_REASONS]
+    return (
+        record.short_code,
+        record.name,
+        record.market,
+        "SUSPENDED" if record.is_trading_halted else "ACTIVE",
+        record.listing_date,
+        record.sector_large_code,
+        record.sector_medium_code,
+        record.market_cap_krw,
+        not blocking,
+        "; ".join(blocking) or None,
+        record.standard_code,
+        record.group_code or None,
+    )
+
+
+def sync_stocks(
+    connection: Connection, records: Iterable[MasterRecord], *, markets: Iterable[str],
+    skipped: int = 0, today: dt.date | None = None,
+) -> SyncSummary:
+    """Upsert ``records`` into ``market.stocks`` and delist what vanished, in the caller's transaction.
+
+    Raises:
+        StocksSyncFailed: the connection's role may not write the master.
+    """
+    markets = list(markets)
+    today = today or dt.datetime.now(SEOUL).date()
+    rows = [row_from_record(record) for record in records]
+    summary = SyncSummary(skipped=skipped, markets=markets)
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    try:
+        connection.execute(text(
+            "CREATE TEMPORARY TABLE incoming_stocks"
+            " (LIKE market.stocks INCLUDING DEFAULTS) ON COMMIT DROP"
+        ))
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY incoming_stocks ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COMPARED)
+        changed = connection.execute(text(
+            f"INSERT INTO market.stocks ({', '.join(COLUMNS)}, delisting_date)"
+            f" SELECT {', '.join(COLUMNS)}, NULL FROM incoming_stocks"
+            f" ON CONFLICT (symbol) DO UPDATE SET {updates}"
+            f" WHERE ({', '.join('stocks.' + c for c in _COMPARED)})"
+            f" IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _COMPARED)})"
+            " RETURNING (xmax = 0) AS inserted"
+        )).scalars().all()
+        summary.added = sum(1 for inserted in changed if inserted)
+        summary.changed = len(changed) - summary.added
+        summary.delisted = connection.execute(text(
+            "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false,"
+            " delisting_date = :today, trade_halt_reason = 'delisted'"
+            " WHERE market = ANY(:markets) AND status <> 'DELISTED'"
+            " AND symbol NOT IN (SELECT symbol FROM incoming_stocks)"
+        ), {"today": today, "markets": markets}).rowcount
+        connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                           {"channel": NOTIFY_CHANNEL, "payload": today.isoformat()})
+    except ProgrammingError as exc:
+        if "permission denied" in str(exc.orig):
+            raise StocksSyncFailed(
+                "The database role running the sync may not write market.stocks. Run the sync "
+                "as gateway_datasync (set GATEWAY_DATASYNC_DATABASE_URL to a login of that role, "
+                "or let the gateway's login `SET ROLE gateway_datasync`)."
+            ) from None
+        raise
+    summary.halted = sum(1 for row in rows if not row[8])
+    summary.unchanged = len(rows) - summary.added - summary.changed
+    return summary
+
+
+def datasync_target(config: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Return the database URL the sync writes through and the role it sets, if any.
+
+    ``GATEWAY_DATASYNC_DATABASE_URL`` (a login of ``gateway_datasync``) wins; otherwise the
+    gateway's own login takes the role with ``SET LOCAL ROLE``.
+    """
+    if config.get("DATASYNC_DATABASE_URL"):
+        return normalize_database_url(config["DATASYNC_DATABASE_URL"]), None
+    return config["SQLALCHEMY_DATABASE_URI"], config["DATASYNC_ROLE"]
+
+
+def run_sync(
+    database_url: str, source: str, *, role: str | None = "gateway_datasync",
+    progress: Progress | None = None, session: requests.Session | None = None,
+    today: dt.date | None = None,
+) -> SyncSummary:
+    """Download, parse and apply the master files in one transaction; a boundary of its own.
+
+    ``role`` is taken with ``SET LOCAL ROLE`` when the connection's login is not that role
+    already; ``None`` uses the login as it is (a URL that logs in as ``gateway_datasync``).
+
+    Raises:
+        StocksSyncFailed: anything went wrong; the table is unchanged.
+    """
+    payloads = download_masters(source, session=session, progress=progress)
+    records, skipped = parse_masters(payloads)
+    if progress:
+        progress("parsed", 1)
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            if role:
+                try:
+                    connection.execute(text(f'SET LOCAL ROLE "{role}"'))
+                except DBAPIError as exc:
+                    raise StocksSyncFailed(
+                        f"Cannot act as {role}: the database login is not a member of it "
+                        f"(GRANT {role} TO <login>), or the role does not exist "
+                        "(run `gateway db upgrade`)."
+                    ) from exc
+            summary = sync_stocks(connection, records, markets=list(payloads), skipped=skipped,
+                                  today=today)
+    finally:
+        engine.dispose()
+    if progress:
+        progress("written", 1)
+    log.info("%s", summary.line())
+    return summary
