@@ -84,14 +84,14 @@ def _init_security(app: Flask) -> None:
 
 def _init_extensions(app: Flask) -> None:
     from web_server import models  # noqa: F401  (registers the models on the metadata)
-    from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+    from sqlalchemy.orm import Session
 
     from web_server.crypto import install_session_hooks
     from web_server.extensions import csrf, db, login_manager, migrate
     from web_server.migrations_path import MIGRATIONS_DIR
 
     db.init_app(app)
-    install_session_hooks(FlaskSQLAlchemySession)
+    install_session_hooks(Session)  # every session, the services' own ones too
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -134,6 +135,74 @@ def users_create(username: str, password_stdin: bool) -> None:
         problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in (exc.errors or {}).items())
         raise click.ClickException(f"{exc.detail} {problems}".strip()) from None
     click.echo(f"Created user {user.username} (id {user.id}).")
+
+
+# -- tokens and the scheduler -------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """OAuth tokens of the KIS and Kiwoom accounts."""
+
+
+@tokens.command("status")
+def tokens_status() -> None:
+    """Show each securities account's token: state, expiry, last refresh, last error."""
+    from sqlalchemy import select
+
+    from web_server.extensions import db
+    from web_server.models import Account
+    from web_server.services.tokens import token_status
+
+    accounts = db.session.scalars(
+        select(Account).where(Account.account_type == "SECURITIES_STOCK").order_by(Account.id)
+    ).all()
+    click.echo("id\taccount\texchange\tenv\tstate\texpires_at\tlast_refreshed_at\tlast_error")
+    for account in accounts:
+        status = token_status(account)
+        click.echo("\t".join(str(v) for v in (
+            account.id, account.name, account.exchange, account.environment, status["state"],
+            status.get("expires_at") or "-", status.get("last_refreshed_at") or "-",
+            status.get("last_error") or "-",
+        )))
+
+
+@tokens.command("refresh")
+@click.option("--account", "account_ids", type=int, multiple=True,
+              help="Only these accounts (default: every due token).")
+@click.option("--force", is_flag=True, help="Issue even if the token is not due yet.")
+def tokens_refresh(account_ids: tuple[int, ...], force: bool) -> None:
+    """Refresh due tokens now (the scheduler does this every minute)."""
+    from web_server.services.tokens import refresh_due_tokens, refresh_token
+
+    try:
+        if not account_ids:
+            counts = refresh_due_tokens()
+            click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none due")
+            return
+        for account_id in account_ids:
+            result = refresh_token(account_id, force=force)
+            detail = f" ({result.error.detail})" if result.error else ""
+            click.echo(f"account {account_id}: {result.outcome}{detail}")
+    except GatewayError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the background jobs (token refresh, stocks sync); a second one is a hot standby."""
+    from web_server.jobs.scheduler import build_scheduler, shutdown
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # SIGTERM (systemd, kill) must release the leader lock at once, not leave it to the OS.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    click.echo("scheduler: electing a leader; jobs run only on the leader")
+    try:
+        build_scheduler(app, blocking=True).start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        shutdown(app)
 
 
 # -- stocks master ----------------------------------------------------------------------------

@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
     "TOKEN_REFRESH_MARGIN_SECONDS": 6 * 3600,
+    "TOKEN_REFRESH_INTERVAL_SECONDS": 60,
+    "BROKER_TIMEOUT_SECONDS": 10.0,
     # Stocks master: where KIS publishes its master zips, who writes market.stocks, and when.
     "KIS_MASTER_URL": "https://new.real.download.dws.co.kr/common/master",
     "DATASYNC_DATABASE_URL": None,
@@ -100,10 +102,11 @@ def validate(config: dict[str, Any]) -> None:
             "the gateway runs on PostgreSQL only. Leave it unset to use the embedded server."
         )
     margin = config["TOKEN_REFRESH_MARGIN_SECONDS"]
-    if not isinstance(margin, int) or not 60 <= margin <= 20 * 3600:
+    if not isinstance(margin, int) or not 60 <= margin < 18 * 3600:
         raise ConfigError(
-            "GATEWAY_TOKEN_REFRESH_MARGIN_SECONDS must be an integer between 60 and 72000 "
-            "(tokens live about 24 h; the default refreshes 6 h before expiry)."
+            "GATEWAY_TOKEN_REFRESH_MARGIN_SECONDS must be an integer from 60 to 64799: tokens "
+            "live 24 h and KIS hands back the same token for 6 h after issuing it, so a refresh "
+            "earlier than 18 h before expiry would get the old token again (default 21600)."
         )
     if not isinstance(config.get("BROKERS"), dict):
         raise ConfigError(

@@ -93,7 +93,7 @@ def test_healthz_and_readyz(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["status"] == "ready"
-    assert ready.get_json()["schema_revision"] == ["0006"]
+    assert ready.get_json()["schema_revision"] == ["0007"]
 
 
 def test_readyz_reports_an_unmigrated_database(pg_server, make_app):

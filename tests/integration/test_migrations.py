@@ -90,7 +90,7 @@ def test_roles_migration_is_safe_in_a_second_database(scratch, psql):
     application, url = scratch
     with application.app_context():
         upgrade()
-        downgrade(revision="0005")
+        downgrade(revision="0005")  # below the roles revision
     roles = psql.execute(
         "SELECT rolname FROM pg_roles WHERE rolname LIKE 'gateway\\_%' ORDER BY 1"
     ).fetchall()
@@ -106,7 +106,7 @@ def test_every_revision_has_a_docstring_and_a_downgrade(app):
     script = ScriptDirectory.from_config(config)
     revisions = list(script.walk_revisions())
     assert [r.revision for r in reversed(revisions)] == ["0001", "0002", "0003", "0004", "0005",
-                                                           "0006"]
+                                                           "0006", "0007"]
     for revision in revisions:
         spec = importlib.util.spec_from_file_location("rev", revision.path)
         module = importlib.util.module_from_spec(spec)

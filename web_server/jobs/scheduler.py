@@ -71,16 +71,15 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
         id="stocks_sync", replace_existing=True, max_instances=1, coalesce=True,
         misfire_grace_time=3600,
     )
-    for job_id, job, seconds in app.extensions.get("gateway.periodic_jobs", []):
-        scheduler.add_job(leader_only(app, leader, job), "interval", seconds=seconds, id=job_id,
-                          replace_existing=True, max_instances=1, coalesce=True,
-                          next_run_time=now + dt.timedelta(seconds=1))
+    from web_server.services.tokens import refresh_due_tokens
+
+    scheduler.add_job(
+        leader_only(app, leader, refresh_due_tokens), "interval",
+        seconds=app.config["TOKEN_REFRESH_INTERVAL_SECONDS"], id="tokens_refresh",
+        replace_existing=True, max_instances=1, coalesce=True,
+        next_run_time=now + dt.timedelta(seconds=1),
+    )
     return scheduler
-
-
-def register_periodic_job(app: Flask, job_id: str, job: Callable[[], Any], seconds: int) -> None:
-    """Declare a leader-only job that runs every ``seconds`` (used by the token refresh)."""
-    app.extensions.setdefault("gateway.periodic_jobs", []).append((job_id, job, seconds))
 
 
 def shutdown(app: Flask) -> None:

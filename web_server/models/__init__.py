@@ -8,7 +8,7 @@ from web_server.models.accounts import (
     SecuritiesToken,
 )
 from web_server.models.market import CryptoMarket, Stock
-from web_server.models.system import ProcessLock
+from web_server.models.system import ProcessLock, TokenIssuanceWindow
 from web_server.models.trade import Fill, Holding, Order, OrderIntent, OrderStatus
 from web_server.models.users import User
 
@@ -26,5 +26,6 @@ __all__ = [
     "ProcessLock",
     "SecuritiesToken",
     "Stock",
+    "TokenIssuanceWindow",
     "User",
 ]

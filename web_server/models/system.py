@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Integer, Text, text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web_server.database import Base
@@ -25,3 +25,17 @@ class ProcessLock(Base):
     heartbeat_ts: Mapped[dt.datetime]
     host: Mapped[str] = mapped_column(Text)
     pid: Mapped[int] = mapped_column(Integer)
+
+
+class TokenIssuanceWindow(Base):
+    """When a token was last asked for with an app key, across all processes and hosts."""
+
+    __tablename__ = "token_issuance_windows"
+    __table_args__ = {"schema": "system"}
+
+    app_key_fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(20))
+    environment: Mapped[str] = mapped_column(String(10))
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_issued_at: Mapped[dt.datetime | None]
+    issued_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))

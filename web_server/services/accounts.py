@@ -1,0 +1,154 @@
+"""Broker accounts: create, change keys, delete; secrets stored encrypted, never returned.
+
+Changing an account's keys or deleting it revokes its token at the broker first (DESIGN §4): a
+token issued for the old keys must not outlive them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from web_server.errors import Conflict, GatewayError, NotFound, ValidationFailed
+from web_server.extensions import db
+from web_server.models import Account
+from web_server.models.accounts import (
+    SECURITIES_EXCHANGES,
+    Environment,
+    Exchange,
+    account_type_for,
+)
+
+log = logging.getLogger(__name__)
+
+# Securities accounts need these in ``securities_config`` (seed 002's structure).
+SECURITIES_CONFIG_REQUIRED = ("account_number", "product_code")
+SECURITIES_CONFIG_ALLOWED = (
+    "account_number", "product_code", "market_type", "cert_password", "additional_params",
+)
+
+
+def create_account(
+    *,
+    name: str,
+    exchange: str,
+    environment: str,
+    api_key: str,
+    api_secret: str,
+    securities_config: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
+) -> Account:
+    """Create an account with encrypted keys and configuration.
+
+    Raises:
+        ValidationFailed: a field is missing or invalid (``errors`` names it).
+        Conflict: the name is taken.
+    """
+    problems: dict[str, list[str]] = {}
+    if not name or len(name) > 100:
+        problems["name"] = ["must be 1 to 100 characters"]
+    if exchange not in Exchange.__members__:
+        problems["exchange"] = [f"must be one of {', '.join(Exchange)}"]
+    if environment not in Environment.__members__:
+        problems["environment"] = ["must be REAL or PAPER"]
+    for field_name, value in (("api_key", api_key), ("api_secret", api_secret)):
+        if not value or len(value) > 4096:
+            problems[field_name] = ["is required"]
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        problems["base_url"] = ["must be an http(s) URL"]
+    config = _check_securities_config(exchange, securities_config, problems)
+    if problems:
+        raise ValidationFailed("The account cannot be created.", errors=problems)
+    if db.session.scalar(select(Account.id).where(Account.name == name)) is not None:
+        raise Conflict(f"An account named {name!r} already exists.")
+    account = Account(
+        name=name,
+        exchange=exchange,
+        environment=environment,
+        account_type=account_type_for(Exchange(exchange)).value,
+        base_url=base_url.rstrip("/") if base_url else None,
+    )
+    account.api_key = api_key
+    account.api_secret = api_secret
+    if config is not None:
+        account.securities_config_json = json.dumps(config, ensure_ascii=False)
+    db.session.add(account)
+    db.session.flush()
+    return account
+
+
+def _check_securities_config(
+    exchange: str, config: Mapping[str, Any] | None, problems: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    if exchange not in SECURITIES_EXCHANGES:
+        if config:
+            problems["securities_config"] = ["only securities accounts (KIS, KIWOOM) have one"]
+        return None
+    config = dict(config or {})
+    for key in SECURITIES_CONFIG_REQUIRED:
+        if not str(config.get(key) or "").strip():
+            problems.setdefault("securities_config", []).append(f"{key} is required")
+    unknown = set(config) - set(SECURITIES_CONFIG_ALLOWED)
+    if unknown:
+        problems.setdefault("securities_config", []).append(
+            f"unknown keys: {', '.join(sorted(unknown))}"
+        )
+    number = str(config.get("account_number") or "")
+    if number and not (number.isdigit() and len(number) == 8):
+        problems.setdefault("securities_config", []).append("account_number must be 8 digits")
+    config.setdefault("market_type", "DOMESTIC_STOCK")
+    config.setdefault("additional_params", {})
+    return config
+
+
+def get_account(account_id: int) -> Account:
+    """Return an account.
+
+    Raises:
+        NotFound: no such account.
+    """
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"Account {account_id} does not exist.")
+    return account
+
+
+def securities_config(account: Account) -> dict[str, Any]:
+    """Return the decrypted broker configuration of a securities account ({} for crypto)."""
+    raw = account.securities_config_json
+    return json.loads(raw) if raw else {}
+
+
+def replace_keys(account: Account, *, api_key: str, api_secret: str) -> None:
+    """Store new keys; the token of the old keys is revoked at the broker and forgotten."""
+    _revoke_token(account)
+    account.api_key = api_key
+    account.api_secret = api_secret
+    db.session.flush()
+
+
+def delete_account(account: Account) -> None:
+    """Delete an account; its token is revoked at the broker first (best effort)."""
+    _revoke_token(account)
+    db.session.delete(account)
+    db.session.flush()
+
+
+def _revoke_token(account: Account) -> None:
+    from web_server.services import tokens
+
+    token = account.token
+    if token is None:
+        return
+    try:
+        tokens.revoke_at_broker(account, token.access_token)
+    except GatewayError as exc:
+        # The broker being down must not keep an operator from removing compromised keys; the
+        # token dies at its expiry anyway. The failure is logged (without the token).
+        log.warning("account %s: token revocation failed: %s", account.id, exc.code)
+    db.session.delete(token)
+    db.session.flush()

@@ -1,0 +1,86 @@
+"""Build the adapter for an account: credentials decrypted, base URL resolved, session shared.
+
+The base URL is, in order: the account's own ``base_url`` (a simulator, a testnet), the
+configured ``GATEWAY_BROKERS__<EXCHANGE>__<ENVIRONMENT>_URL``, then the broker package's default
+for the account's environment. So a real broker and a simulator differ only in URL.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import requests
+from flask import current_app
+
+from web_server.brokers import Credentials, adapter_class, make_http_session
+from web_server.errors import ConfigError
+from web_server.models import Account
+from web_server.services.accounts import securities_config
+
+
+def base_url_for(account: Account) -> str:
+    """Return the URL the account's adapter talks to.
+
+    Raises:
+        ConfigError: nothing says where this broker's environment lives.
+    """
+    if account.base_url:
+        return account.base_url
+    brokers = current_app.config.get("BROKERS") or {}
+    configured = (brokers.get(account.exchange) or brokers.get(account.exchange.lower()) or {})
+    url = configured.get(f"{account.environment}_URL") or configured.get(
+        f"{account.environment.lower()}_url"
+    )
+    if url:
+        return str(url)
+    module = importlib.import_module(adapter_class(account.exchange).__module__.rsplit(".", 1)[0])
+    defaults: dict[str, str] = getattr(module, "DEFAULT_BASE_URLS", {})
+    if account.environment not in defaults:
+        raise ConfigError(
+            f"No {account.environment} URL for {account.exchange}: set the account's base_url or "
+            f"GATEWAY_BROKERS__{account.exchange}__{account.environment}_URL."
+        )
+    return defaults[account.environment]
+
+
+def credentials_for(account: Account) -> Credentials:
+    """Return the account's decrypted credentials (never logged: the secret is hidden in repr)."""
+    config = securities_config(account)
+    return Credentials(
+        api_key=account.api_key,
+        api_secret=account.api_secret,
+        environment=account.environment,
+        account_number=config.get("account_number"),
+        product_code=config.get("product_code"),
+        extra={k: v for k, v in config.items() if k not in ("account_number", "product_code")},
+    )
+
+
+def http_session(exchange: str) -> requests.Session:
+    """Return the app's pooled session for one broker (one pool per broker, as DESIGN §6 asks)."""
+    sessions: dict[str, requests.Session] = current_app.extensions.setdefault(
+        "gateway.http_sessions", {}
+    )
+    if exchange not in sessions:
+        sessions[exchange] = make_http_session()
+    return sessions[exchange]
+
+
+def adapter_for(account: Account, *, token_provider: Any = None) -> Any:
+    """Return a ready adapter for ``account``.
+
+    For KIS and Kiwoom, ``token_provider`` defaults to the token service's provider of this
+    account, so every call carries a valid token.
+    """
+    cls = adapter_class(account.exchange)
+    kwargs: dict[str, Any] = {
+        "base_url": base_url_for(account),
+        "session": http_session(account.exchange),
+        "timeout": current_app.config.get("BROKER_TIMEOUT_SECONDS", 10.0),
+    }
+    if account.account_type == "SECURITIES_STOCK":
+        from web_server.services.tokens import AccountTokenProvider
+
+        kwargs["token_provider"] = token_provider or AccountTokenProvider(account.id)
+    return cls(credentials_for(account), **kwargs)

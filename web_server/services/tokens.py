@@ -1,0 +1,398 @@
+"""OAuth tokens of KIS and Kiwoom accounts: issued once, refreshed before expiry, never doubled.
+
+Three locks make each issuance happen once across every process and host (DESIGN §4):
+
+1. A session-level advisory lock per app key (on its own connection) makes issuance single-flight:
+   a request that finds no valid token waits for an issuance already under way and then uses its
+   result instead of asking again. The refresh job only *tries* this lock and skips an app key
+   another process is serving.
+2. The token row is locked ``FOR UPDATE`` (the job selects due rows ``FOR UPDATE SKIP LOCKED``)
+   while the broker is asked, so revocation or deletion cannot interleave with a refresh.
+3. ``system.token_issuance_windows`` records each attempt per app key, committed *before* the
+   broker is called, so the broker's issuance limit (KIS: one a minute, EGW00133) holds even when
+   a process dies mid-call and another takes over.
+
+A failure keeps the old token in use while it is valid, records ``last_error``, and schedules the
+next attempt with exponential backoff (``next_attempt_at``). This module deliberately runs its own
+short transactions (like the order intent of STYLE H8): the attempt must be on record before the
+broker is asked, whatever the caller's transaction does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select, text
+from sqlalchemy.orm import Session
+
+from web_server.brokers import utc_now
+from web_server.errors import (
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    NotFound,
+)
+from web_server.extensions import db
+from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
+
+log = logging.getLogger(__name__)
+
+# Seconds between issuance attempts with one app key. KIS allows one a minute (EGW00133); one
+# second more absorbs clock skew between us and the broker. Kiwoom publishes no number: one a
+# second keeps a retry loop from hammering it.
+ISSUE_INTERVAL_SECONDS = {"KIS": 61, "KIWOOM": 1}
+# A token this close to its expiry is not handed out: a call could outlive it.
+USABLE_MARGIN = dt.timedelta(seconds=60)
+MAX_BACKOFF_SECONDS = 1800
+
+
+def now() -> dt.datetime:
+    """Return the gateway's current time (injectable as ``app.extensions["gateway.clock"]``)."""
+    clock = current_app.extensions.get("gateway.clock", utc_now)
+    return clock()  # type: ignore[no-any-return]
+
+
+def backoff_seconds(attempts: int, *, jitter: float | None = None) -> float:
+    """Return the wait before retry number ``attempts`` after a failed issuance (30 s doubling)."""
+    base = min(30.0 * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    spread = random.uniform(0, 0.1) if jitter is None else jitter  # noqa: S311 - not crypto
+    return base * (1 + spread)
+
+
+def app_key_fingerprint(exchange: str, environment: str, app_key: str) -> str:
+    """Return the SHA-256 that identifies an app key's issuance window (REAL and PAPER apart)."""
+    return hashlib.sha256(f"{exchange}:{environment}:{app_key}".encode()).hexdigest()
+
+
+def _lock_key(fingerprint: str) -> int:
+    return int.from_bytes(bytes.fromhex(fingerprint[:16]), "big", signed=True)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What one refresh did: ``issued``, ``fresh`` (nothing to do), ``deferred`` or ``failed``."""
+
+    account_id: int
+    outcome: str
+    token: str | None = None
+    error: BrokerError | None = None
+
+
+def is_usable(token: SecuritiesToken | None, at: dt.datetime) -> bool:
+    """Tell whether a token may still be handed to a broker call."""
+    return token is not None and token.expires_at > at + USABLE_MARGIN
+
+
+def is_due(token: SecuritiesToken | None, at: dt.datetime) -> bool:
+    """Tell whether a token should be refreshed now (within the refresh margin of expiry)."""
+    margin = dt.timedelta(seconds=current_app.config["TOKEN_REFRESH_MARGIN_SECONDS"])
+    return token is None or token.expires_at <= at + margin
+
+
+@contextlib.contextmanager
+def _app_key_lock(fingerprint: str, *, wait: bool) -> Iterator[bool]:
+    """Hold the app key's advisory lock on a dedicated connection; yield whether we got it."""
+    connection = db.engine.connect()
+    key = _lock_key(fingerprint)
+    try:
+        if wait:
+            connection.execute(text("SET lock_timeout = '30s'"))
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            got = True
+        else:
+            got = bool(connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+            ).scalar_one())
+        connection.commit()
+        yield got
+        if got:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+    finally:
+        connection.close()
+
+
+def refresh_token(
+    account_id: int, *, force: bool = False, stale_token: str | None = None, wait: bool = True
+) -> RefreshResult:
+    """Make sure the account has a valid token, asking the broker only when needed and allowed.
+
+    Args:
+        account_id: a KIS or Kiwoom account.
+        force: issue even if the current token is not due (operator's "refresh now").
+        stale_token: the broker just refused this token; replace it unless already replaced.
+        wait: wait for another process's issuance (request path) instead of skipping (job).
+
+    Raises:
+        NotFound: no such securities account.
+    """
+    with Session(db.engine) as session:
+        account = session.get(Account, account_id)
+        if account is None or account.account_type != "SECURITIES_STOCK":
+            raise NotFound(f"Securities account {account_id} does not exist.")
+        fingerprint = app_key_fingerprint(account.exchange, account.environment, account.api_key)
+    with _app_key_lock(fingerprint, wait=wait) as got:
+        if not got:
+            return RefreshResult(account_id, "deferred")
+        return _refresh_locked(account_id, fingerprint, force=force, stale_token=stale_token,
+                               skip_locked=not wait)
+
+
+def _refresh_locked(
+    account_id: int, fingerprint: str, *, force: bool, stale_token: str | None, skip_locked: bool
+) -> RefreshResult:
+    from web_server.services.brokers import adapter_for
+
+    with Session(db.engine, expire_on_commit=False) as session, session.begin():
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"Securities account {account_id} does not exist.")
+        token = session.scalar(
+            select(SecuritiesToken)
+            .where(SecuritiesToken.account_id == account_id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        if token is None and skip_locked and session.scalar(
+            select(exists().where(SecuritiesToken.account_id == account_id))
+        ):
+            return RefreshResult(account_id, "deferred")  # another process holds the row
+        at = now()
+        current = token.access_token if token is not None else None
+        if stale_token is not None and current is not None and current != stale_token:
+            if is_usable(token, at):
+                return RefreshResult(account_id, "fresh", current)  # already replaced
+        elif not force and stale_token is None and token is not None and not is_due(token, at):
+            return RefreshResult(account_id, "fresh", current)
+        usable = current if stale_token is None and is_usable(token, at) else None
+        if not force and token is not None and token.next_attempt_at and token.next_attempt_at > at:
+            return _deferred(account_id, usable, token, at)
+        refused = _claim_issuance_window(account, fingerprint, at)
+        if refused is not None:
+            if token is not None:
+                token.next_attempt_at = max(token.next_attempt_at or refused, refused)
+            return _deferred(account_id, usable, token, at, retry_at=refused)
+
+        try:
+            issued = adapter_for(account, token_provider=_NoTokenProvider()).issue_token()
+        except BrokerError as exc:
+            if token is not None:
+                token.refresh_attempts += 1
+                token.last_error = _describe(exc)
+                token.last_error_at = at
+                token.next_attempt_at = at + dt.timedelta(
+                    seconds=backoff_seconds(token.refresh_attempts)
+                )
+            log.warning("account %s: token issuance failed: %s", account_id, _describe(exc))
+            return RefreshResult(account_id, "failed", usable, exc)
+
+        if token is None:
+            token = SecuritiesToken(account_id=account_id)
+            session.add(token)
+        token.access_token = issued.access_token
+        token.token_type = issued.token_type or "Bearer"
+        token.expires_in = issued.expires_in
+        token.expires_at = issued.expires_at
+        token.last_refreshed_at = at
+        token.refresh_attempts = 0
+        token.last_error = None
+        token.last_error_at = None
+        token.next_attempt_at = None
+        _record_issued(fingerprint, at)
+        log.info("account %s: token issued, expires %s", account_id, issued.expires_at)
+        return RefreshResult(account_id, "issued", issued.access_token)
+
+
+def _deferred(
+    account_id: int, usable: str | None, token: SecuritiesToken | None, at: dt.datetime,
+    retry_at: dt.datetime | None = None,
+) -> RefreshResult:
+    retry_at = retry_at or (token.next_attempt_at if token is not None else None) or at
+    seconds = max((retry_at - at).total_seconds(), 1.0)
+    if token is not None and token.last_error and retry_at == token.next_attempt_at:
+        error: BrokerError = BrokerUnavailable(
+            f"The last token issuance failed ({token.last_error}); next attempt in "
+            f"{seconds:.0f} s.", retry_after=seconds,
+        )
+    else:
+        error = BrokerRateLimited(
+            f"A token was asked for with this app key less than the broker's interval ago; "
+            f"next attempt in {seconds:.0f} s.", retry_after=seconds,
+        )
+    return RefreshResult(account_id, "deferred", usable, error)
+
+
+def _claim_issuance_window(account: Account, fingerprint: str, at: dt.datetime) -> dt.datetime | None:
+    """Record an attempt for this app key, committed at once; or return when one is allowed."""
+    interval = dt.timedelta(seconds=ISSUE_INTERVAL_SECONDS.get(account.exchange, 1))
+    with Session(db.engine) as window_session, window_session.begin():
+        window_session.execute(
+            text(
+                "INSERT INTO system.token_issuance_windows"
+                " (app_key_fingerprint, exchange, environment) VALUES (:fp, :exchange, :env)"
+                " ON CONFLICT DO NOTHING"
+            ),
+            {"fp": fingerprint, "exchange": account.exchange, "env": account.environment},
+        )
+        window = window_session.get(TokenIssuanceWindow, fingerprint, with_for_update=True)
+        assert window is not None
+        if window.last_attempt_at is not None and window.last_attempt_at + interval > at:
+            return window.last_attempt_at + interval
+        window.last_attempt_at = at
+    return None
+
+
+def _record_issued(fingerprint: str, at: dt.datetime) -> None:
+    with Session(db.engine) as window_session, window_session.begin():
+        window_session.execute(
+            text(
+                "UPDATE system.token_issuance_windows SET last_issued_at = :at,"
+                " issued_count = issued_count + 1 WHERE app_key_fingerprint = :fp"
+            ),
+            {"fp": fingerprint, "at": at},
+        )
+
+
+def _describe(exc: BrokerError) -> str:
+    # Codes and the broker's message only: never a token, key or secret.
+    parts = [exc.code]
+    if exc.broker_code:
+        parts.append(str(exc.broker_code))
+    if exc.broker_message:
+        parts.append(str(exc.broker_message)[:200])
+    return " ".join(parts)
+
+
+class _NoTokenProvider:
+    """Stands in while a token is being issued: issuance itself needs no token."""
+
+    def get(self) -> str:
+        raise RuntimeError("issuing a token needs no token")
+
+    def invalidate(self, token: str) -> str:
+        raise RuntimeError("issuing a token needs no token")
+
+
+class AccountTokenProvider:
+    """The ``TokenProvider`` an adapter of one account gets: stored token, or one issued now."""
+
+    def __init__(self, account_id: int) -> None:
+        self.account_id = account_id
+
+    def get(self) -> str:
+        """Return a valid token; issue one (single-flight) if none is.
+
+        Raises:
+            BrokerError: no valid token and the broker could not give one now.
+        """
+        with Session(db.engine) as session:
+            token = session.scalar(
+                select(SecuritiesToken).where(SecuritiesToken.account_id == self.account_id)
+            )
+            if is_usable(token, now()):
+                assert token is not None
+                return token.access_token
+        return self._require(refresh_token(self.account_id))
+
+    def invalidate(self, token: str) -> str:
+        """The broker refused ``token`` (expired, revoked): replace it once and return the new one.
+
+        Raises:
+            BrokerError: the broker could not give a new token now.
+        """
+        return self._require(refresh_token(self.account_id, stale_token=token))
+
+    @staticmethod
+    def _require(result: RefreshResult) -> str:
+        if result.token:
+            return result.token
+        if result.error is not None:
+            raise result.error
+        raise BrokerUnavailable("No valid token and none could be issued now.")
+
+
+def due_account_ids(limit: int = 500) -> list[int]:
+    """Return securities accounts whose token is missing or due, locking due rows SKIP LOCKED.
+
+    The first query is seed 002's (``expires_at <= now() + margin``, index-backed); rows another
+    process has locked are skipped rather than waited for.
+    """
+    at = now()
+    margin = dt.timedelta(seconds=current_app.config["TOKEN_REFRESH_MARGIN_SECONDS"])
+    with Session(db.engine) as session, session.begin():
+        due = session.scalars(
+            select(SecuritiesToken.account_id)
+            .join(Account, Account.id == SecuritiesToken.account_id)
+            .where(
+                SecuritiesToken.expires_at <= at + margin,
+                Account.is_active.is_(True),
+                or_(SecuritiesToken.next_attempt_at.is_(None),
+                    SecuritiesToken.next_attempt_at <= at),
+            )
+            .order_by(SecuritiesToken.expires_at)
+            .limit(limit)
+            .with_for_update(of=SecuritiesToken, skip_locked=True)
+        ).all()
+        missing = session.scalars(
+            select(Account.id)
+            .where(
+                and_(Account.account_type == "SECURITIES_STOCK", Account.is_active.is_(True)),
+                ~exists().where(SecuritiesToken.account_id == Account.id),
+            )
+            .order_by(Account.id)
+            .limit(limit)
+        ).all()
+    return list(missing) + list(due)
+
+
+def refresh_due_tokens() -> dict[str, int]:
+    """The refresh job: refresh every due token once; return counts by outcome."""
+    counts: dict[str, int] = {}
+    for account_id in due_account_ids():
+        try:
+            result = refresh_token(account_id, wait=False)
+            outcome = result.outcome
+        except NotFound:
+            outcome = "gone"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        log.info("token refresh: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return counts
+
+
+def revoke_at_broker(account: Account, access_token: str) -> None:
+    """Ask the broker to revoke a token (account deleted, keys replaced).
+
+    Raises:
+        BrokerError: the broker refused or could not be reached.
+    """
+    from web_server.services.brokers import adapter_for
+
+    adapter_for(account, token_provider=_NoTokenProvider()).revoke_token(access_token)
+
+
+def token_status(account: Account, at: dt.datetime | None = None) -> dict[str, Any]:
+    """Describe an account's token for the API, the UI and ``gateway tokens status``; no secret."""
+    at = at or now()
+    token = account.token
+    if token is None:
+        return {"state": "missing"}
+    state = "valid" if is_usable(token, at) else "expired"
+    if state == "valid" and is_due(token, at):
+        state = "due"
+    return {
+        "state": state,
+        "expires_at": token.expires_at,
+        "last_refreshed_at": token.last_refreshed_at,
+        "refresh_attempts": token.refresh_attempts,
+        "last_error": token.last_error,
+        "last_error_at": token.last_error_at,
+        "next_attempt_at": token.next_attempt_at,
+    }
