@@ -289,10 +289,43 @@ def serve(bind: str, workers: int) -> None:
 
 
 @main.command(with_appcontext=False)
+@click.argument("broker", type=click.Choice(["kis", "kiwoom", "upbit", "bithumb", "binance"]))
+@click.option("--port", type=int, help="Default: the broker's demo port (18001-18005).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the price paths.")
+@click.option("--paper", is_flag=True, help="KIS/Kiwoom: the paper-trading environment.")
+@click.option(
+    "--master-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="KIS: serve the master files of this folder instead of generated ones.",
+)
+def simulate(
+    broker: str, port: int | None, host: str, seed: int, paper: bool, master_dir: Path | None
+) -> None:
+    """Run one broker's simulator on loopback (faithful protocol plus the /_sim control surface)."""
+    from simulators.registry import DEFAULT_PORTS, create_simulator
+    from simulators.server import run
+
+    options: dict[str, object] = {"seed": seed}
+    if broker in ("kis", "kiwoom"):
+        options["paper"] = paper
+    elif paper:
+        raise click.UsageError("--paper is for kis and kiwoom.")
+    if master_dir is not None:
+        if broker != "kis":
+            raise click.UsageError("--master-dir is for kis.")
+        options["master_dir"] = master_dir
+    port = port or DEFAULT_PORTS[broker]
+    click.echo(f"{broker} simulator on http://{host}:{port} (control: /_sim/)")
+    run(create_simulator(broker, **options), host, port)
+
+
+@main.command(with_appcontext=False)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def demo(port: int, host: str) -> None:
-    """Run the whole product locally: embedded PostgreSQL (unless DATABASE_URL), a demo operator.
+    """Run the whole product locally: embedded PostgreSQL (unless DATABASE_URL), the five broker
+    simulators, a demo account at each, the stocks master, the token job, and a demo operator.
 
     Keys and the session secret for the demo are created in the instance folder on first run.
     """
@@ -309,8 +342,9 @@ def demo(port: int, host: str) -> None:
     click.echo(f"  Gateway:  http://{host}:{port}/")
     click.echo(f"  Log in:   {username} / {password}")
     click.echo(f"  API docs: http://{host}:{port}/api/v1/docs")
-    click.echo("")
-    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    from web_server import demo as demo_runner
+
+    demo_runner.run(app, host=host, port=port)
 
 
 def _prepare_demo_settings(instance: Path) -> None:
