@@ -14,7 +14,9 @@ import psycopg
 @contextlib.contextmanager
 def scratch_database(name: str) -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy URL, drop it afterwards."""
-    admin = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin = os.environ.get(
+        "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     handle = None
     try:
         psycopg.connect(admin, connect_timeout=2).close()
@@ -44,10 +46,15 @@ def migrated_app(url: str):
     from web_server import create_app
     from web_server.crypto import generate_key_entry
 
-    app = create_app({
-        "ENV": "test", "SECRET_KEY": "b" * 40, "ENCRYPTION_KEYS": generate_key_entry("bench"),
-        "DATABASE_URL": url, "LOG_LEVEL": "WARNING",
-    })
+    app = create_app(
+        {
+            "ENV": "test",
+            "SECRET_KEY": "b" * 40,
+            "ENCRYPTION_KEYS": generate_key_entry("bench"),
+            "DATABASE_URL": url,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     with app.app_context():
         upgrade()
     return app

@@ -77,10 +77,14 @@ def main() -> None:
 
     print(f"stocks: {summary.added} added, {summary.skipped} skipped records")
     print(f"read + parse both files:                  {parse * 1000:8.1f} ms")
-    print(f"bulk sync (parse + COPY + one upsert):    {bulk * 1000:8.1f} ms"
-          f"  (write part {(bulk - parse) * 1000:.1f} ms)")
-    print(f"row-at-a-time (parse + 1 upsert per row): {slow * 1000:8.1f} ms"
-          f"  (write part {(slow - parse) * 1000:.1f} ms)")
+    print(
+        f"bulk sync (parse + COPY + one upsert):    {bulk * 1000:8.1f} ms"
+        f"  (write part {(bulk - parse) * 1000:.1f} ms)"
+    )
+    print(
+        f"row-at-a-time (parse + 1 upsert per row): {slow * 1000:8.1f} ms"
+        f"  (write part {(slow - parse) * 1000:.1f} ms)"
+    )
     print(f"ratio row-at-a-time / bulk, whole sync:   {slow / bulk:8.1f}x")
     print(f"ratio row-at-a-time / bulk, write part:   {(slow - parse) / (bulk - parse):8.1f}x")
     print(f"second sync, nothing changed:             {again * 1000:8.1f} ms")

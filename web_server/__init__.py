@@ -50,11 +50,10 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
 
     config.load(app.config, overrides)  # type: ignore[arg-type]
     config.validate(app.config)
-    if app.config["ENV"] != "production":
-        # Plain-HTTP demo and tests: a Secure cookie would never come back over http://.
-        if "SESSION_COOKIE_SECURE" not in (overrides or {}):
-            app.config["SESSION_COOKIE_SECURE"] = False
-            app.config["REMEMBER_COOKIE_SECURE"] = False
+    # Plain-HTTP demo and tests: a Secure cookie would never come back over http://.
+    if app.config["ENV"] != "production" and "SESSION_COOKIE_SECURE" not in (overrides or {}):
+        app.config["SESSION_COOKIE_SECURE"] = False
+        app.config["REMEMBER_COOKIE_SECURE"] = False
 
 
 def _init_logging(app: Flask) -> None:
@@ -83,9 +82,9 @@ def _init_security(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from web_server import models  # noqa: F401  (registers the models on the metadata)
     from sqlalchemy.orm import Session
 
+    from web_server import models  # noqa: F401  (registers the models on the metadata)
     from web_server.crypto import install_session_hooks
     from web_server.extensions import csrf, db, login_manager, migrate
     from web_server.migrations_path import MIGRATIONS_DIR

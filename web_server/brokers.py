@@ -219,7 +219,10 @@ class BrokerAdapter(Protocol):
         ...
 
     def get_order(
-        self, broker_order_id: str | None = None, *, client_order_id: str | None = None,
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
         symbol: str | None = None,
     ) -> BrokerOrder:
         """Look an order up by the broker's id or, where supported, by our client order id."""
@@ -251,8 +254,12 @@ class SecuritiesAdapter(BrokerAdapter, Protocol):
         ...
 
     def amend_order(
-        self, broker_order_id: str, *, quantity: Decimal | None = None,
-        limit_price: Decimal | None = None, symbol: str | None = None,
+        self,
+        broker_order_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        symbol: str | None = None,
     ) -> BrokerOrder:
         """Change the price or quantity of an open order."""
         ...

@@ -12,7 +12,6 @@ import signal
 import sys
 from pathlib import Path
 
-
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
@@ -160,16 +159,31 @@ def tokens_status() -> None:
     click.echo("id\taccount\texchange\tenv\tstate\texpires_at\tlast_refreshed_at\tlast_error")
     for account in accounts:
         status = token_status(account)
-        click.echo("\t".join(str(v) for v in (
-            account.id, account.name, account.exchange, account.environment, status["state"],
-            status.get("expires_at") or "-", status.get("last_refreshed_at") or "-",
-            status.get("last_error") or "-",
-        )))
+        click.echo(
+            "\t".join(
+                str(v)
+                for v in (
+                    account.id,
+                    account.name,
+                    account.exchange,
+                    account.environment,
+                    status["state"],
+                    status.get("expires_at") or "-",
+                    status.get("last_refreshed_at") or "-",
+                    status.get("last_error") or "-",
+                )
+            )
+        )
 
 
 @tokens.command("refresh")
-@click.option("--account", "account_ids", type=int, multiple=True,
-              help="Only these accounts (default: every due token).")
+@click.option(
+    "--account",
+    "account_ids",
+    type=int,
+    multiple=True,
+    help="Only these accounts (default: every due token).",
+)
 @click.option("--force", is_flag=True, help="Issue even if the token is not due yet.")
 def tokens_refresh(account_ids: tuple[int, ...], force: bool) -> None:
     """Refresh due tokens now (the scheduler does this every minute)."""
@@ -324,8 +338,10 @@ def simulate(
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def demo(port: int, host: str) -> None:
-    """Run the whole product locally: embedded PostgreSQL (unless DATABASE_URL), the five broker
-    simulators, a demo account at each, the stocks master, the token job, and a demo operator.
+    """Run the whole product locally, with no keys and no broker.
+
+    Embedded PostgreSQL (unless DATABASE_URL is set), the five broker simulators, a demo account at
+    each, the stocks master, the token job, and a demo operator whose login is printed.
 
     Keys and the session secret for the demo are created in the instance folder on first run.
     """
@@ -405,5 +421,3 @@ def register_commands(app: Flask) -> None:
 
     if "roles" not in db_group.commands:
         db_group.add_command(db_roles)
-
-

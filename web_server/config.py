@@ -1,4 +1,4 @@
-"""Configuration: code defaults, then ``GATEWAY_*`` environment variables, then the factory's mapping.
+"""Configuration: code defaults, then ``GATEWAY_*`` environment variables, then overrides.
 
 ``validate`` runs at start-up and raises ``ConfigError`` with a message that says how to fix the
 problem. There are no default secrets; ``DEBUG`` and ``TESTING`` are never read from the
@@ -83,9 +83,7 @@ def validate(config: dict[str, Any]) -> None:
         ConfigError: a setting is missing or invalid; the message says how to fix it.
     """
     if config["ENV"] not in ENVIRONMENTS:
-        raise ConfigError(
-            f"GATEWAY_ENV={config['ENV']!r} is not one of {', '.join(ENVIRONMENTS)}."
-        )
+        raise ConfigError(f"GATEWAY_ENV={config['ENV']!r} is not one of {', '.join(ENVIRONMENTS)}.")
     secret_key = config.get("SECRET_KEY")
     if not secret_key or len(str(secret_key)) < 32:
         raise ConfigError(

@@ -192,7 +192,8 @@ def current_keyring() -> KeyRing:
 def associated_data(instance: Any, column: str) -> str:
     """Return the associated data binding a value to its table, column and row."""
     table = instance.__table__
-    return f"{table.fullname}.{column}#{inspect(instance).mapper.primary_key_from_instance(instance)[0]}"
+    primary_key = inspect(instance).mapper.primary_key_from_instance(instance)[0]
+    return f"{table.fullname}.{column}#{primary_key}"
 
 
 class Encrypted:
@@ -227,9 +228,7 @@ class Encrypted:
         stored = getattr(instance, self.column_attr)
         if stored is None:
             return None
-        return current_keyring().decrypt(
-            stored, associated_data(instance, self.column_name(owner))
-        )
+        return current_keyring().decrypt(stored, associated_data(instance, self.column_name(owner)))
 
     def __set__(self, instance: Any, value: str | None) -> None:
         if value is None:

@@ -36,18 +36,33 @@ class DemoAccount:
 
 
 DEMO_ACCOUNTS = (
-    DemoAccount("demo-kis", "KIS", "kis",
-                {"account_number": "50000001", "product_code": "01"},
-                {"cash": "100000000", "positions": {"005930": 10, "000660": 5}}),
-    DemoAccount("demo-kiwoom", "KIWOOM", "kiwoom",
-                {"account_number": "60000001", "product_code": "01"},
-                {"cash": "50000000", "positions": {"035720": 20}}),
-    DemoAccount("demo-upbit", "UPBIT", "upbit", None,
-                {"balances": {"KRW": "10000000", "BTC": "0.25", "ETH": "2"}}),
-    DemoAccount("demo-bithumb", "BITHUMB", "bithumb", None,
-                {"balances": {"KRW": "10000000", "BTC": "0.1"}}),
-    DemoAccount("demo-binance", "BINANCE", "binance", None,
-                {"balances": {"USDT": "10000", "BTC": "0.05"}}),
+    DemoAccount(
+        "demo-kis",
+        "KIS",
+        "kis",
+        {"account_number": "50000001", "product_code": "01"},
+        {"cash": "100000000", "positions": {"005930": 10, "000660": 5}},
+    ),
+    DemoAccount(
+        "demo-kiwoom",
+        "KIWOOM",
+        "kiwoom",
+        {"account_number": "60000001", "product_code": "01"},
+        {"cash": "50000000", "positions": {"035720": 20}},
+    ),
+    DemoAccount(
+        "demo-upbit",
+        "UPBIT",
+        "upbit",
+        None,
+        {"balances": {"KRW": "10000000", "BTC": "0.25", "ETH": "2"}},
+    ),
+    DemoAccount(
+        "demo-bithumb", "BITHUMB", "bithumb", None, {"balances": {"KRW": "10000000", "BTC": "0.1"}}
+    ),
+    DemoAccount(
+        "demo-binance", "BINANCE", "binance", None, {"balances": {"USDT": "10000", "BTC": "0.05"}}
+    ),
 )
 
 
@@ -61,13 +76,19 @@ def _simulator_body(spec: DemoAccount, api_key: str, api_secret: str) -> dict[st
     body: dict[str, Any] = dict(spec.extra_body or {})
     if spec.simulator == "kis":
         assert spec.securities_config is not None
-        body.update(app_key=api_key, app_secret=api_secret,
-                    account_number=spec.securities_config["account_number"],
-                    product_code=spec.securities_config["product_code"])
+        body.update(
+            app_key=api_key,
+            app_secret=api_secret,
+            account_number=spec.securities_config["account_number"],
+            product_code=spec.securities_config["product_code"],
+        )
     elif spec.simulator == "kiwoom":
         assert spec.securities_config is not None
-        body.update(app_key=api_key, secret_key=api_secret,
-                    account_number=spec.securities_config["account_number"])
+        body.update(
+            app_key=api_key,
+            secret_key=api_secret,
+            account_number=spec.securities_config["account_number"],
+        )
     elif spec.simulator == "binance":
         body.update(api_key=api_key, secret_key=api_secret)
     else:
@@ -100,9 +121,13 @@ def ensure_demo_accounts(app: Flask, urls: dict[str, str]) -> list[Account]:
                 api_key = _random_key(36)
                 api_secret = _random_key(180 if spec.exchange == "KIS" else 64)
                 account = create_account(
-                    name=spec.name, exchange=spec.exchange, environment="REAL",
-                    api_key=api_key, api_secret=api_secret,
-                    securities_config=spec.securities_config, base_url=urls[spec.simulator],
+                    name=spec.name,
+                    exchange=spec.exchange,
+                    environment="REAL",
+                    api_key=api_key,
+                    api_secret=api_secret,
+                    securities_config=spec.securities_config,
+                    base_url=urls[spec.simulator],
                 )
             else:
                 account.base_url = urls[spec.simulator]
@@ -135,8 +160,10 @@ def run(app: Flask, *, host: str, port: int) -> None:
     scheduler.start()
     print(f"  Simulators: {', '.join(f'{k} {v}' for k, v in urls.items())}")
     print(f"  Stocks master: {summary.line()}")
-    print("  Tokens: the scheduler issues the KIS and Kiwoom tokens within seconds "
-          "(`gateway tokens status`).")
+    print(
+        "  Tokens: the scheduler issues the KIS and Kiwoom tokens within seconds "
+        "(`gateway tokens status`)."
+    )
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
     finally:

@@ -1,7 +1,7 @@
 """The gateway's one error hierarchy, and its one mapping to HTTP.
 
-Every error a service, an adapter or the scheduler raises is a ``GatewayError``. Each class carries a
-stable ``code`` (part of the API contract), an HTTP status and a title. The tree::
+Every error a service, an adapter or the scheduler raises is a ``GatewayError``. Each class
+carries a stable ``code`` (part of the API contract), an HTTP status and a title. The tree::
 
     GatewayError                         gateway_error            500
     ├── ConfigError                      config_error             500  (start-up: bad settings)

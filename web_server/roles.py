@@ -34,8 +34,9 @@ $$;
 
 _GRANTS = """
 DO $$ BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO gateway_app, gateway_datasync, gateway_readonly',
-                   current_database());
+    EXECUTE format(
+        'GRANT CONNECT ON DATABASE %I TO gateway_app, gateway_datasync, gateway_readonly',
+        current_database());
 END $$;
 
 GRANT USAGE ON SCHEMA public, market, trade, system TO gateway_app;
@@ -59,7 +60,8 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA market GRANT SELECT ON TABLES TO gateway_read
 """
 
 _REVOKES = """
-ALTER DEFAULT PRIVILEGES IN SCHEMA market REVOKE SELECT ON TABLES FROM gateway_readonly, gateway_app;
+ALTER DEFAULT PRIVILEGES IN SCHEMA market
+    REVOKE SELECT ON TABLES FROM gateway_readonly, gateway_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public, trade, system
     REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM gateway_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public, trade, system, market
@@ -73,8 +75,9 @@ REVOKE ALL ON FUNCTION market.update_stocks_updated_ts()
 REVOKE ALL ON SCHEMA public, market, trade, system
     FROM gateway_app, gateway_datasync, gateway_readonly;
 DO $$ BEGIN
-    EXECUTE format('REVOKE ALL ON DATABASE %I FROM gateway_app, gateway_datasync, gateway_readonly',
-                   current_database());
+    EXECUTE format(
+        'REVOKE ALL ON DATABASE %I FROM gateway_app, gateway_datasync, gateway_readonly',
+        current_database());
 END $$;
 """
 

@@ -1,7 +1,7 @@
 """The stocks master ``market.stocks`` (seed 000, Phase 1), with one deliberate change.
 
-All of the seed's columns, its CHECKs (``chk_market``, ``chk_status``, ``chk_symbol_format``), its four
-indexes (including the partial ``idx_stocks_tradable``) and the ``updated_ts`` trigger.
+All of the seed's columns, its CHECKs (``chk_market``, ``chk_status``, ``chk_symbol_format``), its
+four indexes (including the partial ``idx_stocks_tradable``) and the ``updated_ts`` trigger.
 
 The change: the symbol check is ``^[0-9][0-9A-Z]{5}$``, not the seed's ``^\\d{6}$``. KRX now issues
 alphanumeric short codes: in KIS's own master files of 2026-07-23, 361 of the 3,919 six-character

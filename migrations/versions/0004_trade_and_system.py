@@ -5,8 +5,8 @@
   ``uq_order_intents_action_key``), with ``idx_order_intents_status`` as in seed 004.
 - ``trade.orders``: our id, the intent, the client order id (unique), the broker's order number
   (unique per account), status, fills so far.
-- ``trade.fills`` (``idx_fills_order_ts``) and ``trade.holdings`` (the broker's truth per account and
-  symbol or crypto asset).
+- ``trade.fills`` (``idx_fills_order_ts``) and ``trade.holdings`` (the broker's truth per account
+  and symbol or crypto asset).
 - ``system.process_locks`` exactly as seed 004, with ``idx_process_locks_heartbeat``.
 
 Every securities symbol column references ``market.stocks(symbol)`` ON DELETE RESTRICT (seed 000
@@ -158,13 +158,14 @@ def upgrade() -> None:
             name="fk_orders_intent_id_order_intents",
         ),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], ondelete="RESTRICT", name="fk_orders_account_id_accounts"
+            ["account_id"],
+            ["accounts.id"],
+            ondelete="RESTRICT",
+            name="fk_orders_account_id_accounts",
         ),
         sa.UniqueConstraint("intent_id", name="uq_orders_intent_id"),
         sa.UniqueConstraint("client_order_id", name="uq_orders_client_order_id"),
-        sa.UniqueConstraint(
-            "account_id", "broker_order_id", name="uq_orders_account_broker_order"
-        ),
+        sa.UniqueConstraint("account_id", "broker_order_id", name="uq_orders_account_broker_order"),
         sa.CheckConstraint(f"status IN ({STATUSES})", name="chk_orders_status"),
         schema="trade",
     )
@@ -192,9 +193,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("order_id", "broker_fill_id", name="uq_fills_order_broker_fill"),
         schema="trade",
     )
-    op.create_index(
-        "idx_fills_order_ts", "fills", ["order_id", sa.text("ts DESC")], schema="trade"
-    )
+    op.create_index("idx_fills_order_ts", "fills", ["order_id", sa.text("ts DESC")], schema="trade")
 
     op.create_table(
         "holdings",
@@ -211,10 +210,16 @@ def upgrade() -> None:
         _ts("updated_ts"),
         sa.PrimaryKeyConstraint("id", name="pk_holdings"),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], ondelete="CASCADE", name="fk_holdings_account_id_accounts"
+            ["account_id"],
+            ["accounts.id"],
+            ondelete="CASCADE",
+            name="fk_holdings_account_id_accounts",
         ),
         sa.ForeignKeyConstraint(
-            ["symbol"], ["market.stocks.symbol"], ondelete="RESTRICT", name="fk_holdings_symbol_stocks"
+            ["symbol"],
+            ["market.stocks.symbol"],
+            ondelete="RESTRICT",
+            name="fk_holdings_symbol_stocks",
         ),
         sa.CheckConstraint("num_nonnulls(symbol, asset) = 1", name="chk_holdings_one_instrument"),
         schema="trade",

@@ -1,9 +1,9 @@
-"""Roles and grants (seed 000 Phase 4, seed 001 §8): gateway_app, gateway_datasync, gateway_readonly.
+"""Roles and grants (seed 000 Phase 4, seed 001 §8): gateway_app, _datasync and _readonly.
 
 ``gateway_datasync`` is the only writer of ``market.stocks`` (INSERT and UPDATE; no DELETE, since
-delisting is soft); ``gateway_readonly`` may SELECT everything in ``market``; ``gateway_app`` runs the
-gateway. Roles are cluster-wide, so creating them tolerates their existing (a second database in the
-same cluster), and the downgrade drops a role only when no other database still grants it
+delisting is soft); ``gateway_readonly`` may SELECT everything in ``market``; ``gateway_app`` runs
+the gateway. Roles are cluster-wide, so creating them tolerates their existing (a second database
+in the same cluster), and the downgrade drops a role only when no other database still grants it
 anything. The statements live in ``web_server.roles`` so that ``gateway db roles`` re-applies the
 very same grants (for example after restoring a dump taken without privileges).
 

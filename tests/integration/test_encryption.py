@@ -33,8 +33,9 @@ def _make_account(name: str = "kis-main") -> Account:
     account.securities_config_json = json.dumps(SECRETS["config"])
     db.session.add(account)
     db.session.flush()
-    token = SecuritiesToken(account_id=account.id, expires_in=86400,
-                            expires_at=text("now() + interval '1 day'"))
+    token = SecuritiesToken(
+        account_id=account.id, expires_in=86400, expires_at=text("now() + interval '1 day'")
+    )
     token.access_token = SECRETS["token"]
     db.session.add(token)
     db.session.commit()
@@ -71,8 +72,10 @@ def test_updating_a_secret_of_an_existing_row(account):
 def test_ciphertext_copied_to_another_row_fails(account):
     other = _make_account("kis-other")
     db.session.execute(
-        text("UPDATE accounts SET api_secret = (SELECT api_secret FROM accounts WHERE id = :a)"
-             " WHERE id = :b"),
+        text(
+            "UPDATE accounts SET api_secret = (SELECT api_secret FROM accounts WHERE id = :a)"
+            " WHERE id = :b"
+        ),
         {"a": account.id, "b": other.id},
     )
     db.session.commit()
@@ -143,11 +146,18 @@ def test_pg_dump_holds_no_secret_in_plain_text(account, database_url):
     assert pg_dump, "pg_dump is needed for this check (postgresql-client)"
     dump = subprocess.run(
         [pg_dump, "--data-only", database_url.replace("+psycopg", "")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "gw1:test1:" in dump  # the rows are there, encrypted
-    for secret in (SECRETS["api_key"], SECRETS["api_secret"], SECRETS["token"], "pa55-CERT",
-                   "50123456"):
+    for secret in (
+        SECRETS["api_key"],
+        SECRETS["api_secret"],
+        SECRETS["token"],
+        "pa55-CERT",
+        "50123456",
+    ):
         assert secret not in dump
 
 
@@ -164,5 +174,7 @@ def test_key_configuration_errors_say_how_to_fix(tmp_path, make_app, database_ur
     with pytest.raises(ConfigError, match="chmod 600"):
         make_app(DATABASE_URL=database_url, ENCRYPTION_KEYS=None, ENCRYPTION_KEY_FILE=str(key_file))
     key_file.chmod(0o600)
-    app = make_app(DATABASE_URL=database_url, ENCRYPTION_KEYS=None, ENCRYPTION_KEY_FILE=str(key_file))
+    app = make_app(
+        DATABASE_URL=database_url, ENCRYPTION_KEYS=None, ENCRYPTION_KEY_FILE=str(key_file)
+    )
     assert app.extensions["gateway.keyring"].primary_id == "f1"

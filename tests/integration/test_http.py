@@ -36,8 +36,9 @@ def test_wrong_method_is_a_405_problem_with_allow(client):
 
 
 def test_validation_failure_names_the_fields(client):
-    body = _assert_problem(client.get("/api/v1/stocks?market=NASDAQ&limit=0"), 422,
-                           "validation_failed")
+    body = _assert_problem(
+        client.get("/api/v1/stocks?market=NASDAQ&limit=0"), 422, "validation_failed"
+    )
     assert set(body["errors"]["query"]) == {"market", "limit"}
     body = _assert_problem(client.get("/api/v1/stocks/ABC123"), 422, "validation_failed")
     assert "symbol" in body["errors"]

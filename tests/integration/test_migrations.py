@@ -37,27 +37,38 @@ def test_crypto_accounts_survive_securities_migration_and_full_round_trip(scratc
     with application.app_context():
         upgrade(revision="0001")
     with psycopg.connect(url) as conn:
-        for name, exchange in [("upbit-main", "UPBIT"), ("binance-hedge", "BINANCE"),
-                               ("bithumb-1", "BITHUMB")]:
+        for name, exchange in [
+            ("upbit-main", "UPBIT"),
+            ("binance-hedge", "BINANCE"),
+            ("bithumb-1", "BITHUMB"),
+        ]:
             conn.execute(
-                "INSERT INTO accounts (name, exchange, api_key, api_secret) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO accounts (name, exchange, api_key, api_secret)"
+                " VALUES (%s, %s, %s, %s)",
                 (name, exchange, f"gw1:k:{name}-key", f"gw1:k:{name}-secret"),
             )
-    before = _rows(url, "SELECT id, name, exchange, api_key, api_secret, created_at FROM accounts"
-                        " ORDER BY id")
+    before = _rows(
+        url, "SELECT id, name, exchange, api_key, api_secret, created_at FROM accounts ORDER BY id"
+    )
 
     with application.app_context():
         upgrade()
-    after = _rows(url, "SELECT id, name, exchange, api_key, api_secret, created_at, account_type"
-                       " FROM accounts ORDER BY id")
+    after = _rows(
+        url,
+        "SELECT id, name, exchange, api_key, api_secret, created_at, account_type"
+        " FROM accounts ORDER BY id",
+    )
     assert [row[:6] for row in after] == before
     assert {row[6] for row in after} == {"CRYPTO"}
 
     with application.app_context():
         downgrade(revision="base")
-    tables = _rows(url, "SELECT table_schema, table_name FROM information_schema.tables"
-                        " WHERE table_schema IN ('public', 'market', 'trade', 'system')"
-                        " AND table_name <> 'alembic_version'")
+    tables = _rows(
+        url,
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_schema IN ('public', 'market', 'trade', 'system')"
+        " AND table_name <> 'alembic_version'",
+    )
     assert tables == []
 
     with application.app_context():
@@ -105,8 +116,15 @@ def test_every_revision_has_a_docstring_and_a_downgrade(app):
         config = app.extensions["migrate"].migrate.get_config()
     script = ScriptDirectory.from_config(config)
     revisions = list(script.walk_revisions())
-    assert [r.revision for r in reversed(revisions)] == ["0001", "0002", "0003", "0004", "0005",
-                                                           "0006", "0007"]
+    assert [r.revision for r in reversed(revisions)] == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+        "0006",
+        "0007",
+    ]
     for revision in revisions:
         spec = importlib.util.spec_from_file_location("rev", revision.path)
         module = importlib.util.module_from_spec(spec)

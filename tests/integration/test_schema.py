@@ -48,8 +48,12 @@ def test_stocks_has_the_seed_indexes(db):
         " AND tablename = 'stocks'"
     ).fetchall()
     indexes = dict(rows)
-    assert {"idx_stocks_market", "idx_stocks_status", "idx_stocks_tradable",
-            "idx_stocks_name"} <= set(indexes)
+    assert {
+        "idx_stocks_market",
+        "idx_stocks_status",
+        "idx_stocks_tradable",
+        "idx_stocks_name",
+    } <= set(indexes)
     assert "WHERE (is_tradable = true)" in indexes["idx_stocks_tradable"]
 
 
@@ -132,8 +136,9 @@ def test_expiring_token_query_uses_its_index(db):
         " SELECT id, 'gw1:x:t', 86400, now() + make_interval(hours => 7 + (id % 17))"
         " FROM accounts"
     )
-    db.execute("UPDATE securities_tokens SET expires_at = now() + interval '1 hour'"
-               " WHERE id % 100 = 0")
+    db.execute(
+        "UPDATE securities_tokens SET expires_at = now() + interval '1 hour' WHERE id % 100 = 0"
+    )
     db.execute("ANALYZE securities_tokens")
     plan = "\n".join(
         row[0]
@@ -162,8 +167,10 @@ def test_datasync_role_writes_the_master_but_never_deletes(db):
     db.execute("SET ROLE gateway_datasync")
     try:
         db.execute(STOCK, ("000660", "SK하이닉스", "KOSPI", "ACTIVE"))
-        db.execute("UPDATE market.stocks SET status = 'DELISTED', is_tradable = false"
-                   " WHERE symbol = '000660'")
+        db.execute(
+            "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false"
+            " WHERE symbol = '000660'"
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute("DELETE FROM market.stocks")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

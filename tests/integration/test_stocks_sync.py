@@ -145,8 +145,9 @@ def flaky_master_server():
     handle.stop()
 
 
-def test_a_download_that_fails_halfway_changes_nothing(synced, database_url, psql,
-                                                       flaky_master_server):
+def test_a_download_that_fails_halfway_changes_nothing(
+    synced, database_url, psql, flaky_master_server
+):
     url, mode = flaky_master_server
     psql.execute("UPDATE market.stocks SET is_tradable = false WHERE symbol = '005930'")
     before = _snapshot(psql)
@@ -175,14 +176,20 @@ def test_sync_as_readonly_fails_clearly(app, make_app, database_url, clean_db, p
 def test_cli_sync_prints_one_line(app, clean_db):
     result = run_cli(app, "stocks", "sync", "--master-dir", str(KIS_MASTER_DIR))
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1].startswith(
-        "stocks sync (KOSPI, KOSDAQ): added 3919, changed 0, delisted 0, halted 156, skipped 470"
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith(
+            "stocks sync (KOSPI, KOSDAQ): added 3919, changed 0, delisted 0, halted 156,"
+            " skipped 470"
+        )
     )
 
 
 def test_validator_refuses_with_distinct_codes(app, synced, database_url, psql):
-    psql.execute("UPDATE market.stocks SET status = 'DELISTED', is_tradable = false"
-                 " WHERE symbol = '000660'")
+    psql.execute(
+        "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false WHERE symbol = '000660'"
+    )
     cache = app.extensions["gateway.symbols"]
     cache.invalidate()
     assert cache.validate_tradable("005930").name == "삼성전자"
@@ -211,8 +218,10 @@ def test_validator_serves_from_memory_and_hears_a_sync(app, synced, database_url
     assert cache.loads == loads  # no reload, no database round trip per lookup
     time.sleep(0.5)  # the listener is connected
     with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("UPDATE market.stocks SET is_tradable = false,"
-                     " trade_halt_reason = 'test halt' WHERE symbol = '005930'")
+        conn.execute(
+            "UPDATE market.stocks SET is_tradable = false,"
+            " trade_halt_reason = 'test halt' WHERE symbol = '005930'"
+        )
     run_sync(database_url, str(KIS_MASTER_DIR))  # puts 005930 back and NOTIFYs
     deadline = time.monotonic() + 5
     while cache._stocks is not None and time.monotonic() < deadline:

@@ -18,8 +18,9 @@ def _csrf(client, path="/login"):
 
 
 def _create(app, username="alice", password=PASSWORD):
-    return run_cli(app, "users", "create", "--username", username, "--password-stdin",
-                   input=password + "\n")
+    return run_cli(
+        app, "users", "create", "--username", username, "--password-stdin", input=password + "\n"
+    )
 
 
 def test_cli_creates_a_user_with_an_argon2_hash(app, app_ctx):
@@ -40,12 +41,14 @@ def test_login_needs_csrf_and_the_right_password(app, app_ctx):
     assert client.get("/").status_code == 302  # not logged in
     no_token = client.post("/login", data={"username": "alice", "password": PASSWORD})
     assert no_token.status_code == 400
-    wrong = client.post("/login", data={"username": "alice", "password": "nope",
-                                        "csrf_token": _csrf(client)})
+    wrong = client.post(
+        "/login", data={"username": "alice", "password": "nope", "csrf_token": _csrf(client)}
+    )
     assert wrong.status_code == 401
     assert "Wrong username or password" in wrong.get_data(as_text=True)
-    ok = client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                     "csrf_token": _csrf(client)})
+    ok = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)}
+    )
     assert ok.status_code == 302
     home = client.get("/")
     assert home.status_code == 200 and "alice" in home.get_data(as_text=True)
@@ -55,10 +58,12 @@ def test_login_locks_after_repeated_failures(app, app_ctx):
     _create(app)
     client = app.test_client()
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        client.post("/login", data={"username": "alice", "password": "bad",
-                                    "csrf_token": _csrf(client)})
-    locked = client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                         "csrf_token": _csrf(client)})
+        client.post(
+            "/login", data={"username": "alice", "password": "bad", "csrf_token": _csrf(client)}
+        )
+    locked = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)}
+    )
     assert locked.status_code == 401
     assert "Too many failed logins" in locked.get_data(as_text=True)
 
@@ -66,7 +71,8 @@ def test_login_locks_after_repeated_failures(app, app_ctx):
 def test_next_parameter_cannot_redirect_off_site(app, app_ctx):
     _create(app)
     client = app.test_client()
-    response = client.post("/login?next=//evil.example/x",
-                           data={"username": "alice", "password": PASSWORD,
-                                 "csrf_token": _csrf(client)})
+    response = client.post(
+        "/login?next=//evil.example/x",
+        data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)},
+    )
     assert response.headers["Location"] == "/"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import json
 import logging
 
@@ -41,8 +40,9 @@ def test_redact_keeps_ordinary_text():
 
 
 def test_filter_masks_arguments_and_tracebacks():
-    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "headers %s", ({"appkey": "AK"},),
-                               None)
+    record = logging.LogRecord(
+        "t", logging.ERROR, __file__, 1, "headers %s", ({"appkey": "AK"},), None
+    )
     try:
         raise ValueError('{"appsecret": "in-the-exception"}')
     except ValueError:
@@ -71,4 +71,3 @@ def test_text_format(capsys):
     configure_logging("INFO", "text")
     logging.getLogger("gateway.test").warning("password=abc")
     assert "password=***" in capsys.readouterr().err
-

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from flask import Flask
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
@@ -57,5 +55,3 @@ _DESCRIPTION = (
     "One door through which trading programs reach their brokers. Errors are RFC 9457 "
     "problem+json with a stable `code`."
 )
-
-

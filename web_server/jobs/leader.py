@@ -59,8 +59,9 @@ class LeaderLock:
                 self._heartbeat()
                 return True
             except SQLAlchemyError as exc:
-                log.warning("leader %s: lost the database connection (%s)", self.name,
-                            type(exc).__name__)
+                log.warning(
+                    "leader %s: lost the database connection (%s)", self.name, type(exc).__name__
+                )
                 self._close()
                 return False
 
@@ -82,8 +83,12 @@ class LeaderLock:
                 " acquired_ts = now(), heartbeat_ts = now(), host = EXCLUDED.host,"
                 " pid = EXCLUDED.pid"
             ),
-            {"name": self.name, "instance": self.instance_id, "host": socket.gethostname(),
-             "pid": os.getpid()},
+            {
+                "name": self.name,
+                "instance": self.instance_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            },
         )
         connection.commit()
         self._connection = connection
@@ -107,9 +112,7 @@ class LeaderLock:
             if self._connection is None:
                 return
             try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
-                )
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
                 self._connection.commit()
             except SQLAlchemyError:
                 pass

@@ -59,8 +59,15 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
     app.extensions["gateway.leader"] = leader
     app.extensions["gateway.scheduler"] = scheduler
     now = dt.datetime.now(dt.UTC)
-    scheduler.add_job(leader.tick, "interval", seconds=LEADER_TICK_SECONDS, id="leader",
-                      replace_existing=True, next_run_time=now, max_instances=1)
+    scheduler.add_job(
+        leader.tick,
+        "interval",
+        seconds=LEADER_TICK_SECONDS,
+        id="leader",
+        replace_existing=True,
+        next_run_time=now,
+        max_instances=1,
+    )
 
     from web_server.jobs import stocks_job
 
@@ -68,15 +75,22 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
     scheduler.add_job(
         leader_only(app, leader, lambda: stocks_job.daily_stocks_sync(app)),
         CronTrigger(day_of_week="mon-fri", hour=hour, minute=minute, timezone="Asia/Seoul"),
-        id="stocks_sync", replace_existing=True, max_instances=1, coalesce=True,
+        id="stocks_sync",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
         misfire_grace_time=3600,
     )
     from web_server.services.tokens import refresh_due_tokens
 
     scheduler.add_job(
-        leader_only(app, leader, refresh_due_tokens), "interval",
-        seconds=app.config["TOKEN_REFRESH_INTERVAL_SECONDS"], id="tokens_refresh",
-        replace_existing=True, max_instances=1, coalesce=True,
+        leader_only(app, leader, refresh_due_tokens),
+        "interval",
+        seconds=app.config["TOKEN_REFRESH_INTERVAL_SECONDS"],
+        id="tokens_refresh",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
         next_run_time=now + dt.timedelta(seconds=1),
     )
     return scheduler

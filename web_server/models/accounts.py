@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -130,9 +129,7 @@ class SecuritiesToken(Base):
     expires_in: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp())
-    last_refreshed_at: Mapped[dt.datetime] = mapped_column(
-        server_default=func.current_timestamp()
-    )
+    last_refreshed_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp())
     refresh_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[dt.datetime | None]
@@ -144,5 +141,3 @@ class SecuritiesToken(Base):
 
     def __repr__(self) -> str:
         return f"<SecuritiesToken account={self.account_id} expires_at={self.expires_at}>"
-
-

@@ -26,7 +26,8 @@ from sqlalchemy.sql.elements import conv
 from web_server.database import Base
 
 # KRX short codes: six characters, a digit first, then digits or capital letters (KRX has issued
-# alphanumeric codes such as 0001A0 since 2024). Seed 000 wrote ^\d{6}$, which refuses real listings.
+# alphanumeric codes such as 0001A0 since 2024). Seed 000 wrote ^\d{6}$, which refuses real
+# listings.
 SYMBOL_PATTERN = r"^[0-9][0-9A-Z]{5}$"
 
 
@@ -70,7 +71,7 @@ class Stock(Base):
 
 
 class CryptoMarket(Base):
-    """A market of a crypto exchange (``KRW-BTC`` on Upbit, ``BTCUSDT`` on Binance) and its rules."""
+    """A crypto exchange's market (``KRW-BTC`` on Upbit, ``BTCUSDT`` on Binance) and its rules."""
 
     __tablename__ = "crypto_markets"
     __table_args__ = (

@@ -19,7 +19,6 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
-    Integer,
     Text,
     UniqueConstraint,
     func,
@@ -87,7 +86,7 @@ class OrderIntent(Base):
 
 
 class Order(Base):
-    """An order as sent to a broker, keyed by our own id; the broker's number is unique per account."""
+    """An order as sent to a broker, keyed by our id; the broker's number is unique per account."""
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -136,9 +135,7 @@ class Fill(Base):
     )
 
     fill_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("trade.orders.id", ondelete="RESTRICT")
-    )
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("trade.orders.id", ondelete="RESTRICT"))
     broker_fill_id: Mapped[str | None] = mapped_column(Text)
     ts: Mapped[dt.datetime]
     quantity: Mapped[Decimal]

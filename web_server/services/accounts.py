@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 # Securities accounts need these in ``securities_config`` (seed 002's structure).
 SECURITIES_CONFIG_REQUIRED = ("account_number", "product_code")
 SECURITIES_CONFIG_ALLOWED = (
-    "account_number", "product_code", "market_type", "cert_password", "additional_params",
+    "account_number",
+    "product_code",
+    "market_type",
+    "cert_password",
+    "additional_params",
 )
 
 

@@ -28,7 +28,7 @@ def base_url_for(account: Account) -> str:
     if account.base_url:
         return account.base_url
     brokers = current_app.config.get("BROKERS") or {}
-    configured = (brokers.get(account.exchange) or brokers.get(account.exchange.lower()) or {})
+    configured = brokers.get(account.exchange) or brokers.get(account.exchange.lower()) or {}
     url = configured.get(f"{account.environment}_URL") or configured.get(
         f"{account.environment.lower()}_url"
     )

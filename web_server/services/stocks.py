@@ -36,8 +36,10 @@ def search_stocks(
     if query:
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(
-            or_(Stock.symbol.startswith(query.upper(), autoescape=True),
-                Stock.name.ilike(f"%{escaped}%", escape="\\"))
+            or_(
+                Stock.symbol.startswith(query.upper(), autoescape=True),
+                Stock.name.ilike(f"%{escaped}%", escape="\\"),
+            )
         )
     if market:
         statement = statement.where(Stock.market == market)

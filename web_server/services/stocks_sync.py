@@ -60,15 +60,35 @@ NOTIFY_CHANNEL = "stocks_master_changed"
 REQUIRED_MARKETS = ("KOSPI", "KOSDAQ")
 OPTIONAL_MARKETS = ("KONEX",)
 BLOCKING_REASONS = frozenset(
-    {REASON_TRADING_HALT, REASON_LIQUIDATION_TRADING, REASON_ADMINISTRATIVE,
-     REASON_INVESTMENT_RISK}
+    {REASON_TRADING_HALT, REASON_LIQUIDATION_TRADING, REASON_ADMINISTRATIVE, REASON_INVESTMENT_RISK}
 )
 COLUMNS = (
-    "symbol", "name", "market", "status", "listing_date", "sector", "industry", "market_cap",
-    "is_tradable", "trade_halt_reason", "standard_code", "security_group",
+    "symbol",
+    "name",
+    "market",
+    "status",
+    "listing_date",
+    "sector",
+    "industry",
+    "market_cap",
+    "is_tradable",
+    "trade_halt_reason",
+    "standard_code",
+    "security_group",
 )
 # Columns a sync owns; a changed value in any of them rewrites the row.
 _COMPARED = [c for c in COLUMNS if c != "symbol"] + ["delisting_date"]
+
+# Built from this module's constants only. The WHERE clause skips rows whose values are all the
+# same, so an unchanged stock is not rewritten and its updated_ts (set by the trigger) stays.
+_UPSERT_SQL = (
+    f"INSERT INTO market.stocks ({', '.join(COLUMNS)}, delisting_date)"
+    f" SELECT {', '.join(COLUMNS)}, NULL FROM incoming_stocks"
+    f" ON CONFLICT (symbol) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _COMPARED)}"
+    f" WHERE ({', '.join('stocks.' + c for c in _COMPARED)})"
+    f" IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _COMPARED)})"
+    " RETURNING (xmax = 0) AS inserted"
+)
 
 Progress = Callable[[str, int], None]
 
@@ -107,7 +127,10 @@ def _file_name(market: str) -> str:
 
 
 def download_masters(
-    source: str, *, session: requests.Session | None = None, timeout: float = 30.0,
+    source: str,
+    *,
+    session: requests.Session | None = None,
+    timeout: float = 30.0,
     progress: Progress | None = None,
 ) -> dict[str, bytes]:
     """Download the master zips from ``source`` (a URL prefix or a folder), complete or not at all.
@@ -127,8 +150,9 @@ def download_masters(
         if data is None:
             if market in REQUIRED_MARKETS:
                 raise StocksSyncFailed(f"The {market} master file is missing from {source}.")
-            log.info("stocks sync: no %s master at %s; %s rows left as they are", market,
-                     source, market)
+            log.info(
+                "stocks sync: no %s master at %s; %s rows left as they are", market, source, market
+            )
             continue
         payloads[market] = data
         if progress:
@@ -207,10 +231,14 @@ def row_from_record(record: MasterRecord) -> tuple[object, ...]:
 
 
 def sync_stocks(
-    connection: Connection, records: Iterable[MasterRecord], *, markets: Iterable[str],
-    skipped: int = 0, today: dt.date | None = None,
+    connection: Connection,
+    records: Iterable[MasterRecord],
+    *,
+    markets: Iterable[str],
+    skipped: int = 0,
+    today: dt.date | None = None,
 ) -> SyncSummary:
-    """Upsert ``records`` into ``market.stocks`` and delist what vanished, in the caller's transaction.
+    """Upsert ``records`` and delist what vanished, in the caller's transaction.
 
     Raises:
         StocksSyncFailed: the connection's role may not write the master.
@@ -222,33 +250,32 @@ def sync_stocks(
     raw = connection.connection.driver_connection
     assert raw is not None
     try:
-        connection.execute(text(
-            "CREATE TEMPORARY TABLE incoming_stocks"
-            " (LIKE market.stocks INCLUDING DEFAULTS) ON COMMIT DROP"
-        ))
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY incoming_stocks ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COMPARED)
-        changed = connection.execute(text(
-            f"INSERT INTO market.stocks ({', '.join(COLUMNS)}, delisting_date)"
-            f" SELECT {', '.join(COLUMNS)}, NULL FROM incoming_stocks"
-            f" ON CONFLICT (symbol) DO UPDATE SET {updates}"
-            f" WHERE ({', '.join('stocks.' + c for c in _COMPARED)})"
-            f" IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in _COMPARED)})"
-            " RETURNING (xmax = 0) AS inserted"
-        )).scalars().all()
+        connection.execute(
+            text(
+                "CREATE TEMPORARY TABLE incoming_stocks"
+                " (LIKE market.stocks INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+        )
+        copy_sql = f"COPY incoming_stocks ({', '.join(COLUMNS)}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        changed = connection.execute(text(_UPSERT_SQL)).scalars().all()
         summary.added = sum(1 for inserted in changed if inserted)
         summary.changed = len(changed) - summary.added
-        summary.delisted = connection.execute(text(
-            "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false,"
-            " delisting_date = :today, trade_halt_reason = 'delisted'"
-            " WHERE market = ANY(:markets) AND status <> 'DELISTED'"
-            " AND symbol NOT IN (SELECT symbol FROM incoming_stocks)"
-        ), {"today": today, "markets": markets}).rowcount
-        connection.execute(text("SELECT pg_notify(:channel, :payload)"),
-                           {"channel": NOTIFY_CHANNEL, "payload": today.isoformat()})
+        summary.delisted = connection.execute(
+            text(
+                "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false,"
+                " delisting_date = :today, trade_halt_reason = 'delisted'"
+                " WHERE market = ANY(:markets) AND status <> 'DELISTED'"
+                " AND symbol NOT IN (SELECT symbol FROM incoming_stocks)"
+            ),
+            {"today": today, "markets": markets},
+        ).rowcount
+        connection.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": today.isoformat()},
+        )
     except ProgrammingError as exc:
         if "permission denied" in str(exc.orig):
             raise StocksSyncFailed(
@@ -274,8 +301,12 @@ def datasync_target(config: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 def run_sync(
-    database_url: str, source: str, *, role: str | None = "gateway_datasync",
-    progress: Progress | None = None, session: requests.Session | None = None,
+    database_url: str,
+    source: str,
+    *,
+    role: str | None = "gateway_datasync",
+    progress: Progress | None = None,
+    session: requests.Session | None = None,
     today: dt.date | None = None,
 ) -> SyncSummary:
     """Download, parse and apply the master files in one transaction; a boundary of its own.
@@ -302,8 +333,9 @@ def run_sync(
                         f"(GRANT {role} TO <login>), or the role does not exist "
                         "(run `gateway db upgrade`)."
                     ) from exc
-            summary = sync_stocks(connection, records, markets=list(payloads), skipped=skipped,
-                                  today=today)
+            summary = sync_stocks(
+                connection, records, markets=list(payloads), skipped=skipped, today=today
+            )
     finally:
         engine.dispose()
     if progress:

@@ -108,9 +108,11 @@ def _app_key_lock(fingerprint: str, *, wait: bool) -> Iterator[bool]:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             got = True
         else:
-            got = bool(connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
-            ).scalar_one())
+            got = bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+                ).scalar_one()
+            )
         connection.commit()
         yield got
         if got:
@@ -142,8 +144,9 @@ def refresh_token(
     with _app_key_lock(fingerprint, wait=wait) as got:
         if not got:
             return RefreshResult(account_id, "deferred")
-        return _refresh_locked(account_id, fingerprint, force=force, stale_token=stale_token,
-                               skip_locked=not wait)
+        return _refresh_locked(
+            account_id, fingerprint, force=force, stale_token=stale_token, skip_locked=not wait
+        )
 
 
 def _refresh_locked(
@@ -160,8 +163,10 @@ def _refresh_locked(
             .where(SecuritiesToken.account_id == account_id)
             .with_for_update(skip_locked=skip_locked)
         )
-        if token is None and skip_locked and session.scalar(
-            select(exists().where(SecuritiesToken.account_id == account_id))
+        if (
+            token is None
+            and skip_locked
+            and session.scalar(select(exists().where(SecuritiesToken.account_id == account_id)))
         ):
             return RefreshResult(account_id, "deferred")  # another process holds the row
         at = now()
@@ -211,7 +216,10 @@ def _refresh_locked(
 
 
 def _deferred(
-    account_id: int, usable: str | None, token: SecuritiesToken | None, at: dt.datetime,
+    account_id: int,
+    usable: str | None,
+    token: SecuritiesToken | None,
+    at: dt.datetime,
     retry_at: dt.datetime | None = None,
 ) -> RefreshResult:
     retry_at = retry_at or (token.next_attempt_at if token is not None else None) or at
@@ -219,17 +227,21 @@ def _deferred(
     if token is not None and token.last_error and retry_at == token.next_attempt_at:
         error: BrokerError = BrokerUnavailable(
             f"The last token issuance failed ({token.last_error}); next attempt in "
-            f"{seconds:.0f} s.", retry_after=seconds,
+            f"{seconds:.0f} s.",
+            retry_after=seconds,
         )
     else:
         error = BrokerRateLimited(
             f"A token was asked for with this app key less than the broker's interval ago; "
-            f"next attempt in {seconds:.0f} s.", retry_after=seconds,
+            f"next attempt in {seconds:.0f} s.",
+            retry_after=seconds,
         )
     return RefreshResult(account_id, "deferred", usable, error)
 
 
-def _claim_issuance_window(account: Account, fingerprint: str, at: dt.datetime) -> dt.datetime | None:
+def _claim_issuance_window(
+    account: Account, fingerprint: str, at: dt.datetime
+) -> dt.datetime | None:
     """Record an attempt for this app key, committed at once; or return when one is allowed."""
     interval = dt.timedelta(seconds=ISSUE_INTERVAL_SECONDS.get(account.exchange, 1))
     with Session(db.engine) as window_session, window_session.begin():
@@ -333,8 +345,9 @@ def due_account_ids(limit: int = 500) -> list[int]:
             .where(
                 SecuritiesToken.expires_at <= at + margin,
                 Account.is_active.is_(True),
-                or_(SecuritiesToken.next_attempt_at.is_(None),
-                    SecuritiesToken.next_attempt_at <= at),
+                or_(
+                    SecuritiesToken.next_attempt_at.is_(None), SecuritiesToken.next_attempt_at <= at
+                ),
             )
             .order_by(SecuritiesToken.expires_at)
             .limit(limit)
