@@ -1,3 +1,10 @@
-"""Securities brokers (KIS, Kiwoom): clients, data files and synchronisation."""
+"""Securities brokers (KIS, Kiwoom): adapters, clients, data files and synchronisation.
 
-__all__: list[str] = []
+* :mod:`securities.kis` — ``KisAdapter`` (and the KIS stock master files).
+* :mod:`securities.kiwoom` — ``KiwoomAdapter``.
+
+Both implement ``web_server.brokers.SecuritiesAdapter``; ``web_server.brokers.adapter_class``
+imports them lazily, so importing this package does no work.
+"""
+
+__all__ = ["kis", "kiwoom"]

@@ -28,11 +28,14 @@ from web_server.errors import BrokerError, BrokerTimeout, BrokerUnavailable, Ord
 
 __all__ = [
     "KST",
+    "decode_json",
     "from_kst",
     "kst_date",
     "parse_decimal",
+    "retry_after_header",
     "retry_delay",
     "send",
+    "with_retry_after",
 ]
 
 log = logging.getLogger(__name__)

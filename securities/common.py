@@ -81,8 +81,10 @@ class ErrorTable:
         elif unknown and (http_status or 0) >= 500:
             cls = BrokerUnavailable
         clean = (message or "").strip()
-        detail = f"{self.broker} {code or 'unknown'}: {clean}" if clean else (
-            f"{self.broker} {code or 'unknown'}"
+        detail = (
+            f"{self.broker} {code or 'unknown'}: {clean}"
+            if clean
+            else (f"{self.broker} {code or 'unknown'}")
         )
         return cls(
             detail,

@@ -32,6 +32,11 @@ class SimRequestHandler(WSGIRequestHandler):
     def make_environ(self) -> dict[str, Any]:
         """Build the WSGI environ and add the abort hook."""
         environ = super().make_environ()
+        # werkzeug drops request headers whose names contain "_" (so X_Foo cannot spoof X-Foo);
+        # real brokers accept them, and KIS clients send exactly such names (tr_id, tr_cont).
+        for key, value in self.headers.items():
+            if "_" in key:
+                environ.setdefault(f"HTTP_{key.upper().replace('-', '_')}", value)
         self._abort_mode = None
         environ[ABORT_CONNECTION_KEY] = self._abort
         return environ

@@ -288,7 +288,8 @@ def make_http_session(*, read_retries: int = 2, pool_size: int = 10) -> requests
         backoff_factor=0.2,
         status_forcelist=(502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=True,
+        # A long Retry-After must reach the caller, not stall a worker inside urllib3.
+        respect_retry_after_header=False,
         raise_on_status=False,
     )
     session = requests.Session()

@@ -262,6 +262,36 @@ def stocks_sync(source: str | None, master_dir: Path | None) -> None:
     click.echo(summary.line())
 
 
+# -- crypto markets ---------------------------------------------------------------------------
+
+
+@main.group()
+def markets() -> None:
+    """The crypto exchanges' markets (market.crypto_markets)."""
+
+
+@markets.command("sync")
+@click.option(
+    "--exchange",
+    "exchanges",
+    multiple=True,
+    type=click.Choice(["UPBIT", "BITHUMB", "BINANCE"]),
+    help="Only these exchanges (default: all three).",
+)
+def markets_sync(exchanges: tuple[str, ...]) -> None:
+    """Read each exchange's market list with its tick, lot and notional rules."""
+    from web_server.extensions import db
+    from web_server.services.crypto_markets import CRYPTO_EXCHANGES, sync_all_markets
+
+    summaries = sync_all_markets(exchanges or CRYPTO_EXCHANGES)
+    db.session.commit()
+    for summary in summaries:
+        click.echo(summary.line())
+    missing = set(exchanges or CRYPTO_EXCHANGES) - {s.exchange for s in summaries}
+    if missing:
+        raise click.ClickException(f"Not synced (see the log): {', '.join(sorted(missing))}.")
+
+
 # -- database roles ---------------------------------------------------------------------------
 
 

@@ -66,7 +66,8 @@ _EXACT: dict[str, ErrorRule] = {
     "EGW00300": _TRANSIENT,  # Gateway 라우팅 오류 (before the order system: nothing happened)
     "EGW00301": _GATEWAY_TIMEOUT,  # 연결 시간 초과
     "EGW00302": _GATEWAY_TIMEOUT,  # 거래시간 초과
-    "EGW2004": _AUTH,  # 모의투자 TR 이 아닙니다: a REAL account pointed at the paper host or back
+    "EGW2004": _AUTH,  # 모의투자 TR 이 아닙니다: a REAL account pointed at the paper host
+    "EGW2005": _AUTH,  # 실전투자 TR 이 아닙니다 (the simulator's mirror of EGW2004; unverified)
     # -- inquiry input (OPSQ): the account itself is wrong, or our request is ----------------
     "OPSQ2000": _AUTH,  # INVALID_CHECK_ACNO: the stored account number is wrong
     "OPSQ2001": _REJECTED,  # INVALID_CHECK_MRKT_DIV_CODE / INPUT_FIELD_NAME

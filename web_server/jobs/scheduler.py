@@ -93,6 +93,18 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
         coalesce=True,
         next_run_time=now + dt.timedelta(seconds=1),
     )
+    from web_server.services.crypto_markets import sync_all_markets
+
+    scheduler.add_job(
+        leader_only(app, leader, sync_all_markets),
+        "interval",
+        seconds=app.config["MARKETS_SYNC_INTERVAL_SECONDS"],
+        id="markets_sync",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=now + dt.timedelta(seconds=2),
+    )
     return scheduler
 
 

@@ -1,0 +1,119 @@
+"""The part of a crypto adapter that does not depend on the exchange.
+
+Construction (everything injected, DESIGN §6 / STYLE H5), the market-list cache, and the rule check
+before an order is sent. Exchange adapters subclass :class:`CryptoAdapterBase` and implement the
+protocol's methods with their own client and mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import ClassVar
+
+import requests
+
+from crypto_exchanges._http import ExchangeClient, RetryPolicy
+from crypto_exchanges._rules import MarketCache, check_order
+from web_server.brokers import (
+    Capabilities,
+    Clock,
+    Credentials,
+    MarketRule,
+    OrderRequest,
+    utc_now,
+)
+from web_server.errors import InvalidOrder
+
+__all__ = ["MARKET_CACHE_TTL", "CryptoAdapterBase"]
+
+#: Seconds a market list is reused for order checks. Long enough that a burst of orders costs one
+#: fetch, short enough that a new listing or a changed rule is seen within a minute.
+MARKET_CACHE_TTL = 60.0
+
+CRYPTO_CAPABILITIES = Capabilities(
+    client_order_id=True, market_orders=True, amend_order=False, oauth_tokens=False
+)
+
+
+class CryptoAdapterBase:
+    """Shared construction, market cache and pre-send rule checks of the crypto adapters.
+
+    Args:
+        credentials: the account's keys.
+        base_url: the exchange host (``DEFAULT_BASE_URLS``) or a simulator.
+        session: the HTTP session, e.g. ``make_http_session()``.
+        clock: aware UTC time.
+        timeout: seconds to connect and to wait for each answer.
+        retry_policy: how reads are retried (orders are never retried).
+        sleep: how read retries wait (tests pin it).
+        monotonic: the market cache's time source.
+    """
+
+    exchange: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = CRYPTO_CAPABILITIES
+    client_class: ClassVar[type[ExchangeClient]]
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        clock: Clock = utc_now,
+        timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self.client = self.client_class(
+            credentials,
+            base_url=base_url,
+            session=session,
+            clock=clock,
+            timeout=timeout,
+            retry_policy=retry_policy,
+            sleep=sleep,
+        )
+        self._markets = MarketCache(self._fetch_markets, ttl=MARKET_CACHE_TTL, monotonic=monotonic)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.client.base_url!r})"
+
+    def _fetch_markets(self) -> list[MarketRule]:
+        raise NotImplementedError
+
+    def list_markets(self) -> list[MarketRule]:
+        """Return the exchange's markets with their tick, lot and notional rules (cached).
+
+        Raises:
+            BrokerUnavailable: the exchange did not answer (after read retries).
+            BrokerError: the exchange refused the request.
+        """
+        return self._markets.markets()
+
+    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
+        """Return a price-dependent tick for ``rule``'s market, if the exchange has one."""
+        return None
+
+    def _check(self, request: OrderRequest) -> MarketRule:
+        """Check ``request`` against its market's rules before anything is sent.
+
+        Raises:
+            InvalidOrder: unknown market, or a broken tick, lot, notional or shape rule.
+            BrokerUnavailable: the market list could not be fetched.
+        """
+        rule = self._markets.get(request.symbol)
+        if rule is None:
+            # A market listed after the cache was filled would otherwise be refused for a minute.
+            self._markets.invalidate()
+            rule = self._markets.get(request.symbol)
+        if rule is None:
+            message = f"{request.symbol} is not a market of {self.exchange}"
+            raise InvalidOrder(
+                message, broker=self.exchange, broker_code="RULE_SYMBOL", broker_message=message
+            )
+        check_order(request, rule, broker=self.exchange, tick_rule=self._tick_rule(rule))
+        return rule

@@ -1,0 +1,161 @@
+"""``BithumbAdapter``: Bithumb's API 2.0 behind the gateway's ``CryptoAdapter`` interface."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from crypto_exchanges._adapter import CryptoAdapterBase
+from crypto_exchanges.bithumb import mapping
+from crypto_exchanges.bithumb.client import BithumbClient
+from web_server.brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
+from web_server.errors import BrokerUnavailable, OrderStateUnknown
+
+__all__ = ["BithumbAdapter"]
+
+_PAGE = 100
+_MAX_PAGES = 50  # per state; stops a runaway loop
+_STATES = ("wait", "watch", "done", "cancel")
+
+
+class BithumbAdapter(CryptoAdapterBase):
+    """Bithumb spot trading (API 2.0, JWT): KRW markets (``KRW-BTC``).
+
+    Every order carries our client order id as ``client_order_id`` (Bithumb 2026-03-12), so a
+    lost answer is settled with ``get_order(client_order_id=…)``. Market buys are by amount.
+    """
+
+    exchange = "BITHUMB"
+    client_class = BithumbClient
+
+    def _fetch_markets(self) -> list[MarketRule]:
+        rows = self.client.request(
+            "GET", "/v1/market/all", params={"isDetails": "true"}, signed=False
+        )
+        return mapping.parse_markets(rows)
+
+    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
+        quote = rule.quote_asset
+        return lambda price: mapping.tick_for(quote, price)
+
+    def place_order(self, request: OrderRequest) -> BrokerOrder:
+        """Send an order with ``client_order_id`` = ``request.client_order_id``.
+
+        Bithumb answers only the order id; the order comes back SUBMITTED.
+
+        Raises:
+            InvalidOrder: a tick, lot, notional or shape rule is broken (nothing was sent), or
+                Bithumb refused the order.
+            InsufficientFunds: not enough KRW or coin.
+            DuplicateOrder: Bithumb already has an order with this client order id.
+            OrderStateUnknown: the order was sent but the answer was lost; find it with
+                ``get_order(client_order_id=…)``, never send it again.
+            BrokerTimeout: Bithumb could not be reached; nothing was sent.
+            BrokerRateLimited: Bithumb throttled the request.
+            BrokerAuthFailed: the keys were refused.
+        """
+        self._check(request)
+        raw = self.client.request(
+            "POST", "/v2/orders", body=mapping.order_body(request), write=True
+        )
+        return mapping.placed_order(raw, request)
+
+    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+        """Cancel the open remainder of an order, then read it back.
+
+        Bithumb's cancel answers only ``{"order_id", "created_at"}``, so the order is read after
+        the cancel was accepted; an order still open then is CANCEL_PENDING.
+
+        Raises:
+            OrderNotFound: Bithumb does not know the order.
+            OrderStateUnknown: the cancel was sent but its answer was lost, or it was accepted
+                and the order could not be read back.
+            BrokerRejected: the order can no longer be cancelled, or another refusal.
+        """
+        self.client.request("DELETE", "/v2/order", params={"order_id": broker_order_id}, write=True)
+        try:
+            order = self.get_order(broker_order_id)
+        except (BrokerUnavailable, OrderStateUnknown) as exc:
+            raise OrderStateUnknown(
+                "BITHUMB accepted the cancel but the order could not be read back",
+                broker=self.exchange,
+                broker_code=exc.broker_code,
+            ) from exc
+        return mapping.with_cancel_pending(order)
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by Bithumb's order id or by our ``client_order_id``.
+
+        Raises:
+            ValueError: neither id was given.
+            OrderNotFound: no such order (after a lost answer: it was never placed).
+            BrokerUnavailable: Bithumb did not answer (after read retries).
+        """
+        if broker_order_id:
+            params = {"uuid": broker_order_id}
+        elif client_order_id:
+            params = {"client_order_id": client_order_id}
+        else:
+            raise ValueError("get_order needs broker_order_id or client_order_id")
+        return mapping.parse_bithumb_order(self.client.request("GET", "/v1/order", params=params))
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders created since ``since`` (open and closed), oldest first.
+
+        Pages through ``GET /v1/orders`` per state, newest first, and stops a state once its page
+        reaches orders older than ``since``.
+
+        Raises:
+            BrokerUnavailable: Bithumb did not answer (after read retries).
+        """
+        orders: dict[str, BrokerOrder] = {}
+        for state in _STATES:
+            for page in range(1, _MAX_PAGES + 1):
+                rows: list[dict[str, Any]] = self.client.request(
+                    "GET",
+                    "/v1/orders",
+                    params={
+                        "state": state,
+                        "page": str(page),
+                        "limit": str(_PAGE),
+                        "order_by": "desc",
+                    },
+                )
+                parsed = [mapping.parse_bithumb_order(row) for row in rows]
+                for order in parsed:
+                    orders[order.broker_order_id] = order
+                older = any(o.created_at is not None and o.created_at < since for o in parsed)
+                if len(rows) < _PAGE or older:
+                    break
+        selected = [o for o in orders.values() if o.created_at is None or o.created_at >= since]
+        return sorted(selected, key=lambda o: o.created_at or since)
+
+    def _accounts(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.client.request("GET", "/v1/accounts")
+        return rows
+
+    def get_holdings(self) -> list[Position]:
+        """Return the coins the account holds (``Position(asset="BTC", …)``).
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: Bithumb did not answer (after read retries).
+        """
+        return mapping.parse_positions(self._accounts())
+
+    def get_balance(self) -> list[Balance]:
+        """Return the KRW cash balance.
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: Bithumb did not answer (after read retries).
+        """
+        return mapping.parse_balances(self._accounts())

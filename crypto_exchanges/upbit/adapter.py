@@ -1,0 +1,163 @@
+"""``UpbitAdapter``: Upbit's REST API behind the gateway's ``CryptoAdapter`` interface."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from crypto_exchanges._adapter import CryptoAdapterBase
+from crypto_exchanges.upbit import mapping
+from crypto_exchanges.upbit.client import UpbitClient
+from web_server.brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
+
+__all__ = ["UpbitAdapter"]
+
+#: Upbit answers ``/v1/orders/closed`` for windows of at most seven days.
+_CLOSED_WINDOW = dt.timedelta(days=7)
+_OPEN_PAGE = 100
+_CLOSED_LIMIT = 1000
+_MAX_OPEN_PAGES = 50  # 5,000 open orders: far beyond any account; stops a runaway loop
+
+
+def _ms(when: dt.datetime) -> str:
+    return str(int(when.timestamp() * 1000))
+
+
+class UpbitAdapter(CryptoAdapterBase):
+    """Upbit spot trading: KRW, BTC and USDT markets (``KRW-BTC`` is quote-base).
+
+    Every order carries our client order id as ``identifier``, which Upbit keeps unique forever
+    (even for rejected orders), so a lost answer is settled with
+    ``get_order(client_order_id=…)``. Market buys are by amount (``quote_amount``).
+    """
+
+    exchange = "UPBIT"
+    client_class = UpbitClient
+
+    def _fetch_markets(self) -> list[MarketRule]:
+        rows = self.client.request(
+            "GET", "/v1/market/all", params={"is_details": "true"}, signed=False
+        )
+        return mapping.parse_markets(rows)
+
+    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
+        quote = rule.quote_asset
+        return lambda price: mapping.tick_for(quote, price)
+
+    def place_order(self, request: OrderRequest) -> BrokerOrder:
+        """Send an order with ``identifier`` = ``request.client_order_id``.
+
+        Raises:
+            InvalidOrder: a tick, lot, notional or shape rule is broken (nothing was sent), or
+                Upbit refused the order.
+            InsufficientFunds: not enough KRW or coin.
+            DuplicateOrder: Upbit has seen this identifier before.
+            OrderStateUnknown: the order was sent but the answer was lost; find it with
+                ``get_order(client_order_id=…)``, never send it again.
+            BrokerTimeout: Upbit could not be reached; nothing was sent.
+            BrokerRateLimited: Upbit's order rate limit.
+            BrokerAuthFailed: the keys were refused.
+        """
+        self._check(request)
+        raw = self.client.request(
+            "POST", "/v1/orders", body=mapping.order_body(request), write=True
+        )
+        return mapping.parse_upbit_order(raw)
+
+    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+        """Cancel the open remainder of an order (``symbol`` is not needed on Upbit).
+
+        Raises:
+            OrderNotFound: Upbit does not know the order.
+            OrderStateUnknown: the cancel was sent but its answer was lost.
+            BrokerRejected: the order can no longer be cancelled, or another refusal.
+        """
+        raw = self.client.request(
+            "DELETE", "/v1/order", params={"uuid": broker_order_id}, write=True
+        )
+        return mapping.cancel_result(raw)
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by Upbit's ``uuid`` or by our ``identifier``.
+
+        Raises:
+            ValueError: neither id was given.
+            OrderNotFound: no such order (after a lost answer: it was never placed).
+            BrokerUnavailable: Upbit did not answer (after read retries).
+        """
+        if broker_order_id:
+            params = {"uuid": broker_order_id}
+        elif client_order_id:
+            params = {"identifier": client_order_id}
+        else:
+            raise ValueError("get_order needs broker_order_id or client_order_id")
+        return mapping.parse_upbit_order(self.client.request("GET", "/v1/order", params=params))
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders created since ``since``: all open ones and the closed ones.
+
+        Raises:
+            BrokerUnavailable: Upbit did not answer (after read retries).
+        """
+        orders: dict[str, BrokerOrder] = {}
+        for page in range(1, _MAX_OPEN_PAGES + 1):
+            rows: list[dict[str, Any]] = self.client.request(
+                "GET",
+                "/v1/orders/open",
+                params={"page": str(page), "limit": str(_OPEN_PAGE), "order_by": "desc"},
+            )
+            for row in rows:
+                order = mapping.parse_upbit_order(row)
+                orders[order.broker_order_id] = order
+            if len(rows) < _OPEN_PAGE:
+                break
+        now = self._clock()
+        start = since
+        while start < now:
+            end = min(start + _CLOSED_WINDOW, now)
+            rows = self.client.request(
+                "GET",
+                "/v1/orders/closed",
+                params={
+                    "start_time": _ms(start),
+                    "end_time": _ms(end),
+                    "limit": str(_CLOSED_LIMIT),
+                    "order_by": "desc",
+                },
+            )
+            for row in rows:
+                order = mapping.parse_upbit_order(row)
+                orders[order.broker_order_id] = order
+            start = end
+        selected = [o for o in orders.values() if o.created_at is None or o.created_at >= since]
+        return sorted(selected, key=lambda o: o.created_at or since)
+
+    def _accounts(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.client.request("GET", "/v1/accounts")
+        return rows
+
+    def get_holdings(self) -> list[Position]:
+        """Return the coins the account holds (``Position(asset="BTC", …)``).
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: Upbit did not answer (after read retries).
+        """
+        return mapping.parse_positions(self._accounts())
+
+    def get_balance(self) -> list[Balance]:
+        """Return the KRW cash balance (total, available, locked in open orders).
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: Upbit did not answer (after read retries).
+        """
+        return mapping.parse_balances(self._accounts())

@@ -1,0 +1,120 @@
+"""Pure mapping between Upbit's wire shapes and the gateway's value objects.
+
+No I/O here: functions take raw dicts (as Upbit sends them) or value objects and return the other.
+The shapes shared with Bithumb 2.0 live in :mod:`crypto_exchanges._upbit_like`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from crypto_exchanges._upbit_like import (
+    KRW_TICKS,
+    USDT_TICKS,
+    band_tick,
+    build_order_body,
+    parse_accounts_balances,
+    parse_accounts_positions,
+    parse_market_all,
+    parse_order,
+    with_cancel_pending,
+)
+from web_server.brokers import (
+    Balance,
+    BrokerOrder,
+    MarketRule,
+    OrderRequest,
+    Position,
+)
+
+__all__ = [
+    "CASH_CURRENCIES",
+    "QUOTE_RULES",
+    "cancel_result",
+    "order_body",
+    "parse_balances",
+    "parse_markets",
+    "parse_positions",
+    "parse_upbit_order",
+    "tick_for",
+]
+
+#: Currencies Upbit accounts hold as cash (everything else is an asset position).
+CASH_CURRENCIES = frozenset({"KRW"})
+
+#: Published rules per quote currency: (fixed tick or None for a price table, lot, min total).
+#: docs.upbit.com: KRW min 5,000 KRW, BTC tick 1e-8 and min 0.00005 BTC, USDT min 0.5 USDT;
+#: volumes go to 8 decimals.
+QUOTE_RULES: Mapping[str, tuple[Decimal | None, Decimal, Decimal]] = {
+    "KRW": (None, Decimal("0.00000001"), Decimal("5000")),
+    "BTC": (Decimal("0.00000001"), Decimal("0.00000001"), Decimal("0.00005")),
+    "USDT": (None, Decimal("0.00000001"), Decimal("0.5")),
+}
+
+_TICK_TABLES = {"KRW": KRW_TICKS, "USDT": USDT_TICKS}
+
+
+def tick_for(quote_asset: str, price: Decimal) -> Decimal | None:
+    """Return Upbit's tick at ``price`` in a ``quote_asset`` market (None: no published rule)."""
+    table = _TICK_TABLES.get(quote_asset)
+    if table is not None:
+        return band_tick(table, price)
+    fixed = QUOTE_RULES.get(quote_asset)
+    return fixed[0] if fixed else None
+
+
+# Sample (GET /v1/market/all?is_details=true):
+# [{"market": "KRW-BTC", "korean_name": "비트코인", "english_name": "Bitcoin",
+#   "market_warning": "NONE"},
+#  {"market": "BTC-ETH", "korean_name": "이더리움", "english_name": "Ethereum",
+#   "market_warning": "NONE"}]
+def parse_markets(rows: Sequence[Mapping[str, Any]]) -> list[MarketRule]:
+    """Map ``/v1/market/all`` to rules (tick None where it depends on the price)."""
+    return parse_market_all(rows, QUOTE_RULES.get)
+
+
+# Sample (GET /v1/accounts):
+# [{"currency": "KRW", "balance": "1000000.0", "locked": "0.0", "avg_buy_price": "0",
+#   "avg_buy_price_modified": false, "unit_currency": "KRW"},
+#  {"currency": "BTC", "balance": "0.01", "locked": "0.0", "avg_buy_price": "140000000",
+#   "avg_buy_price_modified": false, "unit_currency": "KRW"}]
+def parse_balances(rows: Sequence[Mapping[str, Any]]) -> list[Balance]:
+    """Map ``/v1/accounts`` to the KRW cash balance."""
+    return parse_accounts_balances(rows, CASH_CURRENCIES)
+
+
+def parse_positions(rows: Sequence[Mapping[str, Any]]) -> list[Position]:
+    """Map ``/v1/accounts`` to asset positions (``Position(asset=…)``)."""
+    return parse_accounts_positions(rows, CASH_CURRENCIES)
+
+
+# Sample (POST /v1/orders → 201; GET /v1/order adds "trades"):
+# {"uuid": "cdd92199-2897-4e14-9448-f923320408ad", "side": "bid", "ord_type": "limit",
+#  "price": "100.0", "state": "wait", "market": "KRW-BTC",
+#  "created_at": "2018-04-10T15:42:23+09:00", "volume": "0.01", "remaining_volume": "0.01",
+#  "reserved_fee": "0.0015", "remaining_fee": "0.0015", "paid_fee": "0.0", "locked": "1.0015",
+#  "executed_volume": "0.0", "trades_count": 0, "identifier": "gw-7f3a"}
+def parse_upbit_order(raw: Mapping[str, Any]) -> BrokerOrder:
+    """Map an Upbit order object (``identifier`` is our client order id)."""
+    return parse_order(raw, client_id_field="identifier")
+
+
+# Sample (DELETE /v1/order?uuid=… → the order, "state" still "wait": the cancel is accepted):
+# {"uuid": "cdd92199-…", "side": "bid", "ord_type": "limit", "price": "100.0", "state": "wait",
+#  "market": "KRW-BTC", "volume": "0.01", "remaining_volume": "0.01", "executed_volume": "0.0"}
+def cancel_result(raw: Mapping[str, Any]) -> BrokerOrder:
+    """Map a cancel answer: an order still ``wait`` is CANCEL_PENDING (accepted, not applied)."""
+    return with_cancel_pending(parse_upbit_order(raw))
+
+
+def order_body(request: OrderRequest) -> dict[str, str]:
+    """Build the ``POST /v1/orders`` body; ``identifier`` is always our client order id.
+
+    Raises:
+        InvalidOrder: a MARKET BUY without ``quote_amount`` (Upbit buys at market by amount).
+    """
+    return build_order_body(
+        request, broker="UPBIT", type_key="ord_type", client_id_key="identifier"
+    )

@@ -1,0 +1,420 @@
+"""The KIS (Korea Investment & Securities) adapter: the gateway's broker interface over KIS REST.
+
+No HTTP details here (:mod:`securities.kis.client`) and no wire shapes (:mod:`.mapping`): this
+module chooses TR ids, walks histories and reconciles.
+
+KIS has no client order id, so an order whose answer was lost (``OrderStateUnknown``) is settled
+with :meth:`KisAdapter.find_order`, which matches the day's history on symbol, side, quantity,
+type, price and time (DESIGN §4, STYLE H8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import requests
+
+from securities._http import kst_date
+from securities.kis import mapping
+from securities.kis.client import KisClient
+from securities.kis.errors import BROKER
+from web_server.brokers import (
+    Balance,
+    BrokerOrder,
+    Capabilities,
+    Clock,
+    Credentials,
+    IssuedToken,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TokenProvider,
+    utc_now,
+)
+from web_server.errors import BadRequest, OrderNotFound
+
+__all__ = ["KisAdapter"]
+
+_ORDER_CASH = "/uapi/domestic-stock/v1/trading/order-cash"
+_ORDER_RVSECNCL = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
+_INQUIRE_BALANCE = "/uapi/domestic-stock/v1/trading/inquire-balance"
+_INQUIRE_DAILY_CCLD = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
+_INQUIRE_PSBL_ORDER = "/uapi/domestic-stock/v1/trading/inquire-psbl-order"
+
+# Real TR ids (the "new" generation, §1.5); mapping.tr_id makes the paper (V…) variants.
+_TR_BUY = "TTTC0012U"
+_TR_SELL = "TTTC0011U"
+_TR_RVSECNCL = "TTTC0013U"
+_TR_BALANCE = "TTTC8434R"
+_TR_DAILY_CCLD = "TTTC0081R"  # within the last 3 months
+_TR_PSBL_ORDER = "TTTC8908R"
+
+#: The stock ``get_balance`` names in ``inquire-psbl-order`` (Samsung Electronics).
+_CASH_PROBE_SYMBOL = "005930"
+#: How far back ``get_order`` looks for an order number that is not in today's history.
+LOOKBACK_DAYS = 7
+#: Tolerance between our clock and KIS's when matching an order by time in ``find_order``.
+CLOCK_SKEW = dt.timedelta(seconds=60)
+
+
+class KisAdapter:
+    """KIS domestic stock trading for one account.
+
+    Args:
+        credentials: app key/secret, ``environment`` (REAL or PAPER), account number (CANO) and
+            product code (ACNT_PRDT_CD).
+        base_url: ``DEFAULT_BASE_URLS[environment]`` or a simulator.
+        session: a pooled ``requests.Session`` (``make_http_session()``).
+        token_provider: gives access tokens (the token service); needed for every call except
+            :meth:`issue_token` and :meth:`revoke_token`.
+        clock: aware UTC now.
+        timeout: seconds for connect and for each read.
+        sleep: how to wait between read attempts (tests pin it).
+    """
+
+    exchange: ClassVar[str] = BROKER
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
+    )
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        token_provider: TokenProvider | None = None,
+        clock: Clock = utc_now,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._clock = clock
+        self._paper = credentials.is_paper
+        self._client = KisClient(
+            credentials,
+            base_url=base_url,
+            session=session,
+            token_provider=token_provider,
+            timeout=timeout,
+            sleep=sleep,
+        )
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def issue_token(self) -> IssuedToken:
+        """Ask KIS for an access token (KIS re-serves the same one within 6 h).
+
+        Raises:
+            BrokerRateLimited: more than one issuance a minute (EGW00133, ``retry_after`` 60).
+            BrokerAuthFailed: the app key or secret is wrong.
+            BrokerError: any other failure.
+        """
+        return mapping.parse_token(self._client.issue_token())
+
+    def revoke_token(self, access_token: str) -> None:
+        """Tell KIS to revoke ``access_token``.
+
+        Raises:
+            BrokerError: KIS refused or did not answer.
+        """
+        self._client.revoke_token(access_token)
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> BrokerOrder:
+        """Send a cash order (limit ``ORD_DVSN 00``, market ``01``) to ``request.route``.
+
+        Raises:
+            InvalidOrder: the request cannot be sent as is (checked before sending) or KIS
+                refused it.
+            InsufficientFunds: not enough cash or shares.
+            MarketClosed: outside trading hours.
+            OrderStateUnknown: sent and no answer came; reconcile with :meth:`find_order`.
+            BrokerError: any other failure.
+        """
+        body = mapping.order_cash_body(request, self._credentials)
+        tr = mapping.tr_id(_TR_BUY if request.side is Side.BUY else _TR_SELL, paper=self._paper)
+        response = self._client.post_order(_ORDER_CASH, tr, body)
+        output = response.body.get("output") or {}
+        return mapping.parse_order_ack(output, request, now=self._clock())
+
+    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+        """Cancel all of an order's open remainder.
+
+        KIS needs the branch number of the original (``KRX_FWDG_ORD_ORGNO``) and its exchange,
+        so the original is looked up in the history first.
+
+        Args:
+            broker_order_id: the order to cancel.
+            symbol: unused (KIS finds the order by number).
+
+        Returns:
+            The original order as CANCEL_PENDING; ``raw["cancel"]`` holds KIS's answer (the
+            cancellation has an order number of its own). The status poller settles it.
+
+        Raises:
+            OrderNotFound: no such order in the last days.
+            InvalidOrder: nothing is left to cancel.
+            OrderStateUnknown: sent and no answer came.
+            BrokerError: any other failure.
+        """
+        original = self.get_order(broker_order_id)
+        body = mapping.cancel_body(self._credentials, original)
+        response = self._client.post_order(
+            _ORDER_RVSECNCL, mapping.tr_id(_TR_RVSECNCL, paper=self._paper), body
+        )
+        output = dict(response.body.get("output") or {})
+        return replace(
+            original,
+            status=OrderStatus.CANCEL_PENDING,
+            updated_at=self._clock(),
+            raw={**original.raw, "cancel": output},
+        )
+
+    def amend_order(
+        self,
+        broker_order_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Change the price and/or quantity of an open order (as a limit order).
+
+        KIS replaces the order: the answer carries a **new** order number, which the returned
+        order has as ``broker_order_id`` (the original's is in ``raw["orgn_odno"]``).
+
+        Args:
+            broker_order_id: the order to amend.
+            quantity: the new quantity; None amends the whole remainder.
+            limit_price: the new price; None keeps the original price.
+            symbol: unused (KIS finds the order by number).
+
+        Raises:
+            OrderNotFound: no such order in the last days.
+            InvalidOrder: bad quantity or price, or nothing left to amend.
+            OrderStateUnknown: sent and no answer came.
+            BrokerError: any other failure.
+        """
+        original = self.get_order(broker_order_id)
+        body = mapping.amend_body(
+            self._credentials, original, quantity=quantity, limit_price=limit_price
+        )
+        response = self._client.post_order(
+            _ORDER_RVSECNCL, mapping.tr_id(_TR_RVSECNCL, paper=self._paper), body
+        )
+        output = dict(response.body.get("output") or {})
+        now = self._clock()
+        remaining = original.quantity - original.filled_quantity
+        return BrokerOrder(
+            broker_order_id=str(output.get("ODNO") or output.get("odno") or ""),
+            symbol=original.symbol,
+            side=original.side,
+            order_type=OrderType.LIMIT,
+            status=OrderStatus.SUBMITTED,
+            quantity=quantity if quantity is not None else remaining,
+            limit_price=Decimal(body["ORD_UNPR"]),
+            created_at=now,
+            updated_at=now,
+            raw={
+                **output,
+                "orgn_odno": original.broker_order_id,
+                "ord_gno_brno": output.get("KRX_FWDG_ORD_ORGNO", ""),
+                "excg_id_dvsn_cd": body["EXCG_ID_DVSN_CD"],
+            },
+        )
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by its KIS order number (ODNO) in the recent history.
+
+        Today's history first; then the last :data:`LOOKBACK_DAYS` days (KIS numbers restart, so
+        the newest match wins).
+
+        Raises:
+            BadRequest: only ``client_order_id`` was given; KIS has no client order ids (use
+                :meth:`find_order`).
+            OrderNotFound: no such order.
+            BrokerError: any other failure.
+        """
+        if not broker_order_id:
+            raise BadRequest(
+                "KIS orders have no client order id; look them up by broker_order_id or "
+                "reconcile with find_order"
+            )
+        today = kst_date(self._clock())
+        for start in (today, today - dt.timedelta(days=LOOKBACK_DAYS)):
+            end = today if start == today else today - dt.timedelta(days=1)
+            matches = [
+                order
+                for order in self._history(start, end, odno=broker_order_id)
+                if mapping.same_order_number(order.broker_order_id, broker_order_id)
+                and (symbol is None or order.symbol == symbol)
+            ]
+            if matches:
+                return matches[-1]
+        raise OrderNotFound(
+            f"KIS has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
+            broker=BROKER,
+        )
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders placed since ``since`` (open and closed), oldest first.
+
+        Cancellations are folded into the orders they cancel; amendments appear as the new
+        orders they are.
+
+        Raises:
+            BrokerError: any failure.
+        """
+        orders = self._history(kst_date(since), kst_date(self._clock()))
+        return [o for o in orders if o.created_at is None or o.created_at >= since]
+
+    def find_order(
+        self,
+        request: OrderRequest,
+        since: dt.datetime,
+        *,
+        until: dt.datetime | None = None,
+        exclude: Collection[str] = (),
+    ) -> BrokerOrder | None:
+        """Find the order ``request`` became, when its answer was lost (no client id at KIS).
+
+        Matches the history from ``since`` (minus :data:`CLOCK_SKEW`) to ``until`` (default now,
+        plus the skew) on symbol, side, order type, quantity and limit price. Orders already
+        bound to other intents go in ``exclude``; among the rest the earliest match wins, so
+        reconciling identical intents oldest first pairs them one to one.
+
+        Returns:
+            The order, or None when KIS has no such order (the request never took effect).
+
+        Raises:
+            BrokerError: the history could not be read.
+        """
+        low = since - CLOCK_SKEW
+        high = (until or self._clock()) + CLOCK_SKEW
+        excluded = {str(x).lstrip("0") for x in exclude}
+        for order in self._history(kst_date(low), kst_date(high)):
+            if order.broker_order_id.lstrip("0") in excluded:
+                continue
+            if order.created_at is not None and not low <= order.created_at <= high:
+                continue
+            if _matches(order, request):
+                return order
+        return None
+
+    # -- account -----------------------------------------------------------------------------
+
+    def get_holdings(self) -> list[Position]:
+        """Return the account's stock positions (all pages of ``inquire-balance``).
+
+        Raises:
+            BrokerError: any failure.
+        """
+        positions: list[Position] = []
+        for page in self._client.get_pages(
+            _INQUIRE_BALANCE,
+            mapping.tr_id(_TR_BALANCE, paper=self._paper),
+            self._balance_params(),
+        ):
+            for row in page.body.get("output1") or []:
+                position = mapping.parse_holding(row)
+                if position is not None:
+                    positions.append(position)
+        return positions
+
+    def get_balance(self) -> list[Balance]:
+        """Return the KRW cash: deposit, what orders may use, and the difference.
+
+        Raises:
+            BrokerError: any failure.
+        """
+        page = self._client.get(
+            _INQUIRE_BALANCE,
+            mapping.tr_id(_TR_BALANCE, paper=self._paper),
+            {**self._balance_params(), "CTX_AREA_FK100": "", "CTX_AREA_NK100": ""},
+        )
+        summary_rows = page.body.get("output2") or [{}]
+        summary = summary_rows[0] if isinstance(summary_rows, list) else summary_rows
+        orderable = self._client.get(
+            _INQUIRE_PSBL_ORDER,
+            mapping.tr_id(_TR_PSBL_ORDER, paper=self._paper),
+            {
+                **self._account_params(),
+                # ord_psbl_cash does not depend on the stock, but KIS wants one: name the most
+                # liquid KRX share. ORD_DVSN 01 sizes at the upper limit, as KIS reserves cash.
+                "PDNO": _CASH_PROBE_SYMBOL,
+                "ORD_UNPR": "",
+                "ORD_DVSN": "01",
+                "CMA_EVLU_AMT_ICLD_YN": "N",
+                "OVRS_ICLD_YN": "N",
+            },
+        ).body.get("output")
+        return [mapping.parse_balance(summary, orderable if isinstance(orderable, dict) else None)]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _account_params(self) -> dict[str, str]:
+        return {
+            "CANO": self._credentials.account_number or "",
+            "ACNT_PRDT_CD": self._credentials.product_code or "01",
+        }
+
+    def _balance_params(self) -> dict[str, str]:
+        return {
+            **self._account_params(),
+            "AFHR_FLPR_YN": "N",
+            "OFL_YN": "",
+            "INQR_DVSN": "02",
+            "UNPR_DVSN": "01",
+            "FUND_STTL_ICLD_YN": "N",
+            "FNCG_AMT_AUTO_RDPT_YN": "N",
+            "PRCS_DVSN": "00",
+        }
+
+    def _history(self, start: dt.date, end: dt.date, *, odno: str = "") -> list[BrokerOrder]:
+        """Read ``inquire-daily-ccld`` between two KST dates (all pages) and map it."""
+        params = {
+            **self._account_params(),
+            "INQR_STRT_DT": mapping.kst_yyyymmdd(start),
+            "INQR_END_DT": mapping.kst_yyyymmdd(end),
+            "SLL_BUY_DVSN_CD": "00",
+            "PDNO": "",
+            "CCLD_DVSN": "00",
+            "INQR_DVSN": "01",  # oldest first
+            "INQR_DVSN_3": "00",
+            "ORD_GNO_BRNO": "",
+            "ODNO": odno,
+            "INQR_DVSN_1": "",
+            "EXCG_ID_DVSN_CD": "ALL",
+        }
+        rows: list[dict[str, Any]] = []
+        for page in self._client.get_pages(
+            _INQUIRE_DAILY_CCLD, mapping.tr_id(_TR_DAILY_CCLD, paper=self._paper), params
+        ):
+            output = page.body.get("output1") or []
+            rows.extend(dict(r) for r in output if isinstance(r, dict))
+        return mapping.parse_ccld_rows(rows)
+
+
+def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
+    if order.symbol != request.symbol or order.side is not request.side:
+        return False
+    if order.order_type is not request.order_type or order.quantity != request.quantity:
+        return False
+    if request.order_type is OrderType.LIMIT:
+        return order.limit_price is not None and order.limit_price == request.limit_price
+    return True

@@ -1,0 +1,358 @@
+"""Signed HTTP calls to the KIS Open API, returning raw dicts or raising mapped errors.
+
+Every ``/uapi`` call carries ``authorization: Bearer``, ``appkey``, ``appsecret``, ``tr_id`` and
+``custtype: P`` (``shared/brokers/kis_kiwoom.md`` §1.4). The answer is the envelope
+``{"rt_cd", "msg_cd", "msg1", …}``: ``rt_cd "0"`` is success, anything else goes through
+:data:`securities.kis.errors.KIS_ERRORS`.
+
+Retry and re-issue policy (DESIGN §6, STYLE H8), all in :meth:`KisClient._call`:
+
+* **Token refused** (EGW00121/00122/00123): ask the TokenProvider for a fresh token *once*
+  (``invalidate``) and resend, reads and order POSTs alike. For an order this is safe because the
+  KIS gateway checks the token before it forwards anything to the order system: an order refused
+  for its token was never seen by the exchange, so sending it once more cannot double it.
+* **Reads** (GET inquiries): one more attempt, after a short jittered backoff, on a transient
+  failure: no answer, a 5xx we do not understand, or the per-second limit EGW00201.
+* **Order POSTs**: never resent for any other reason. Sent with no answer (read timeout, reset,
+  dropped connection) is ``OrderStateUnknown``; the caller reconciles with ``find_order``.
+  Connection failures before anything was sent are ``BrokerTimeout`` (the session's urllib3
+  retry may already have retried the connect, which is safe for any method).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from securities._http import decode_json, retry_after_header, retry_delay, send, with_retry_after
+from securities.kis.errors import BROKER, KIS_ERRORS
+from web_server.brokers import Credentials, TokenProvider
+from web_server.errors import (
+    BrokerAuthFailed,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    ConfigError,
+)
+
+__all__ = ["KisClient", "KisResponse"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/oauth2/tokenP"  # noqa: S105 - a URL path
+REVOKE_PATH = "/oauth2/revokeP"
+HASHKEY_PATH = "/uapi/hashkey"
+
+#: tr_cont values meaning "more data follows" (F first page, M middle); D/E mean last page.
+_MORE = frozenset({"F", "M"})
+#: Pages fetched at most for one query: a guard against a cursor that never ends.
+MAX_PAGES = 50
+
+
+@dataclass(frozen=True)
+class KisResponse:
+    """One successful ``/uapi`` answer: its body and the ``tr_cont`` paging header."""
+
+    body: Mapping[str, Any]
+    tr_cont: str
+
+    @property
+    def has_more(self) -> bool:
+        """Tell whether KIS has a next page."""
+        if self.tr_cont not in _MORE:
+            return False
+        cursor = str(self.body.get("ctx_area_nk100") or "").strip()
+        return bool(cursor)
+
+
+class KisClient:
+    """KIS HTTP client for one account.
+
+    Args:
+        credentials: app key, app secret, account number and product code.
+        base_url: the host, e.g. ``https://openapi.koreainvestment.com:9443`` or a simulator.
+        session: the injected pooled session.
+        token_provider: gives the access token; required for every ``/uapi`` call.
+        timeout: seconds for connect and for each read.
+        sleep: how to wait between read attempts (tests pin it).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        token_provider: TokenProvider | None,
+        timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._base_url = base_url.rstrip("/")
+        self._session = session
+        self._tokens = token_provider
+        self._timeout = timeout
+        self._sleep = sleep
+
+    # -- OAuth (no bearer token) -------------------------------------------------------------
+
+    def issue_token(self) -> Mapping[str, Any]:
+        """POST ``/oauth2/tokenP`` and return the raw token answer.
+
+        Raises:
+            BrokerRateLimited: EGW00133, one issuance a minute (``retry_after`` 60).
+            BrokerAuthFailed: bad app key or secret (EGW00103/EGW00105).
+            BrokerError: any other refusal or transport failure.
+        """
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": self._credentials.api_key,
+            "appsecret": self._credentials.api_secret,
+        }
+        # Issuing a token changes nothing that matters twice (KIS re-serves the same token within
+        # 6 h), but a lost answer still counts against the one-a-minute rule: treat as a read.
+        return self._oauth(TOKEN_PATH, body, required="access_token")
+
+    def revoke_token(self, token: str) -> Mapping[str, Any]:
+        """POST ``/oauth2/revokeP`` for ``token``.
+
+        Raises:
+            BrokerError: the broker refused or did not answer.
+        """
+        body = {
+            "appkey": self._credentials.api_key,
+            "appsecret": self._credentials.api_secret,
+            "token": token,
+        }
+        return self._oauth(REVOKE_PATH, body, required=None)
+
+    def _oauth(
+        self, path: str, body: Mapping[str, Any], *, required: str | None
+    ) -> Mapping[str, Any]:
+        response = send(
+            self._session,
+            "POST",
+            self._base_url + path,
+            broker=BROKER,
+            is_write=False,
+            timeout=self._timeout,
+            headers={"content-type": "application/json; charset=utf-8"},
+            json_body=dict(body),
+        )
+        data = decode_json(response)
+        if (
+            response.status_code == 200
+            and isinstance(data, Mapping)
+            and (required is None or data.get(required))
+        ):
+            return data
+        code, message = None, None
+        if isinstance(data, Mapping):
+            # Token errors come OAuth-style ({"error_code", "error_description"}), /uapi-style
+            # ones as the rt_cd envelope; accept both.
+            code = data.get("error_code") or data.get("msg_cd")
+            message = data.get("error_description") or data.get("msg1") or data.get("message")
+        error = KIS_ERRORS.error(
+            str(code) if code else None,
+            str(message) if message else None,
+            http_status=response.status_code,
+        )
+        if code is None and response.status_code in (401, 403):
+            error = BrokerAuthFailed(
+                f"KIS refused {path} (HTTP {response.status_code})", broker=BROKER
+            )
+        elif code is None and response.status_code == 429:
+            error = BrokerRateLimited(f"KIS rate limit on {path}", broker=BROKER)
+        raise with_retry_after(error, retry_after_header(response))
+
+    def hashkey(self, body: Mapping[str, Any]) -> str:
+        """POST ``/uapi/hashkey`` and return ``HASH`` (optional for orders, so unused).
+
+        Raises:
+            BrokerError: the broker refused or did not answer.
+        """
+        response = send(
+            self._session,
+            "POST",
+            self._base_url + HASHKEY_PATH,
+            broker=BROKER,
+            is_write=False,
+            timeout=self._timeout,
+            headers={
+                "content-type": "application/json; charset=utf-8",
+                "appkey": self._credentials.api_key,
+                "appsecret": self._credentials.api_secret,
+            },
+            json_body=dict(body),
+        )
+        data = decode_json(response)
+        if response.status_code == 200 and isinstance(data, Mapping) and data.get("HASH"):
+            return str(data["HASH"])
+        raise self._error(response, data, is_write=False)
+
+    # -- /uapi -------------------------------------------------------------------------------
+
+    def get(
+        self, path: str, tr_id: str, params: Mapping[str, str], *, tr_cont: str = ""
+    ) -> KisResponse:
+        """GET one inquiry page.
+
+        Raises:
+            BrokerError: mapped from the envelope or the transport.
+        """
+        return self._call("GET", path, tr_id, params=params, tr_cont=tr_cont)
+
+    def get_pages(self, path: str, tr_id: str, params: Mapping[str, str]) -> Iterator[KisResponse]:
+        """GET every page of an inquiry, following ``tr_cont`` and the ``ctx_area`` cursors.
+
+        Raises:
+            BrokerError: mapped from the envelope or the transport.
+        """
+        query = dict(params)
+        query.setdefault("CTX_AREA_FK100", "")
+        query.setdefault("CTX_AREA_NK100", "")
+        tr_cont = ""
+        for _ in range(MAX_PAGES):
+            page = self.get(path, tr_id, query, tr_cont=tr_cont)
+            yield page
+            if not page.has_more:
+                return
+            query["CTX_AREA_FK100"] = str(page.body.get("ctx_area_fk100") or "")
+            query["CTX_AREA_NK100"] = str(page.body.get("ctx_area_nk100") or "")
+            tr_cont = "N"
+        log.warning("KIS %s: stopped after %d pages", tr_id, MAX_PAGES)
+
+    def post_order(self, path: str, tr_id: str, body: Mapping[str, str]) -> KisResponse:
+        """POST an order, amendment or cancellation: sent at most once, bar a refused token.
+
+        Raises:
+            OrderStateUnknown: sent and no answer came (or a gateway timeout behind KIS).
+            BrokerError: mapped from the envelope or the transport.
+        """
+        return self._call("POST", path, tr_id, body=body, is_write=True)
+
+    def _headers(self, token: str, tr_id: str, tr_cont: str) -> dict[str, str]:
+        return {
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {token}",
+            "appkey": self._credentials.api_key,
+            "appsecret": self._credentials.api_secret,
+            "tr_id": tr_id,
+            "tr_cont": tr_cont,
+            "custtype": "P",
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        tr_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, str] | None = None,
+        tr_cont: str = "",
+        is_write: bool = False,
+    ) -> KisResponse:
+        if self._tokens is None:
+            raise ConfigError("the KIS adapter needs a token_provider for account calls")
+        token = self._tokens.get()
+        reissued = False
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(
+                    method,
+                    path,
+                    tr_id,
+                    token,
+                    params=params,
+                    body=body,
+                    tr_cont=tr_cont,
+                    is_write=is_write,
+                )
+            except BrokerAuthFailed as exc:
+                if reissued or not _token_refused(exc):
+                    raise
+                reissued = True
+                log.info("KIS %s: token refused (%s); re-issuing once", tr_id, exc.broker_code)
+                token = self._tokens.invalidate(token)
+            except BrokerUnavailable as exc:
+                # Only reads come here for a second try; writes never (a write's lost answer is
+                # OrderStateUnknown, which is not a BrokerUnavailable).
+                if is_write or attempt >= 1:
+                    raise
+                if isinstance(exc, BrokerRateLimited) and (exc.retry_after or 0) > 2:
+                    raise
+                delay = retry_delay(attempt, exc.retry_after)
+                attempt += 1
+                log.info("KIS %s: %s; retrying the read in %.2fs", tr_id, exc.code, delay)
+                self._sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        tr_id: str,
+        token: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, str] | None,
+        tr_cont: str,
+        is_write: bool,
+    ) -> KisResponse:
+        response = send(
+            self._session,
+            method,
+            self._base_url + path,
+            broker=BROKER,
+            is_write=is_write,
+            timeout=self._timeout,
+            headers=self._headers(token, tr_id, tr_cont),
+            params=params,
+            json_body=dict(body) if body is not None else None,
+        )
+        data = decode_json(response)
+        if (
+            response.status_code == 200
+            and isinstance(data, Mapping)
+            and str(data.get("rt_cd", "")).strip() == "0"
+        ):
+            tr_cont = str(response.headers.get("tr_cont") or "").strip()
+            return KisResponse(body=data, tr_cont=tr_cont)
+        raise self._error(response, data, is_write=is_write)
+
+    def _error(self, response: requests.Response, data: Any, *, is_write: bool) -> BrokerError:
+        """Map a non-success answer (pure apart from reading the response)."""
+        code: str | None = None
+        message: str | None = None
+        if isinstance(data, Mapping):
+            raw_code = data.get("msg_cd") or data.get("error_code")
+            code = str(raw_code).strip() if raw_code else None
+            raw_message = data.get("msg1") or data.get("error_description")
+            message = str(raw_message) if raw_message else None
+        elif response.text:
+            # KIS sometimes answers plain text ("OPSQ2000 : ERROR : INPUT INVALID_CHECK_ACNO").
+            text = response.text.strip()[:200]
+            first = (text.split(maxsplit=1)[0] if text else "").rstrip(":")
+            code = first if first[:4].isalpha() and first[4:].isdigit() else None
+            message = text
+        if code is None and response.status_code == 429:
+            error: BrokerError = BrokerRateLimited("KIS rate limit (HTTP 429)", broker=BROKER)
+        elif code is None and response.status_code in (401, 403):
+            error = BrokerAuthFailed(
+                f"KIS refused the request (HTTP {response.status_code})", broker=BROKER
+            )
+        else:
+            error = KIS_ERRORS.error(
+                code, message, is_write=is_write, http_status=response.status_code
+            )
+        return with_retry_after(error, retry_after_header(response))
+
+
+def _token_refused(exc: BrokerAuthFailed) -> bool:
+    return KIS_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected

@@ -1,0 +1,353 @@
+"""The Kiwoom adapter: the gateway's broker interface over Kiwoom's REST API (2025).
+
+No HTTP details here (:mod:`securities.kiwoom.client`) and no wire shapes (:mod:`.mapping`).
+
+Kiwoom has no client order id, so an order whose answer was lost (``OrderStateUnknown``) is
+settled with :meth:`KiwoomAdapter.find_order`, which matches the day's order history (``kt00007``)
+on symbol, side, quantity, type, price and time (DESIGN §4, STYLE H8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import requests
+
+from securities._http import kst_date
+from securities.kiwoom import mapping
+from securities.kiwoom.client import KiwoomClient
+from securities.kiwoom.errors import BROKER
+from web_server.brokers import (
+    Balance,
+    BrokerOrder,
+    Capabilities,
+    Clock,
+    Credentials,
+    IssuedToken,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TokenProvider,
+    utc_now,
+)
+from web_server.errors import BadRequest, OrderNotFound
+
+__all__ = ["KiwoomAdapter"]
+
+_ORDER_PATH = "/api/dostk/ordr"
+_ACCOUNT_PATH = "/api/dostk/acnt"
+
+_TR_BUY = "kt10000"
+_TR_SELL = "kt10001"
+_TR_AMEND = "kt10002"
+_TR_CANCEL = "kt10003"
+_TR_HOLDINGS = "kt00018"
+_TR_CASH = "kt00001"
+_TR_HISTORY = "kt00007"
+
+#: How many KST days back ``get_order`` looks for an order number not in today's history.
+LOOKBACK_DAYS = 7
+#: Tolerance between our clock and Kiwoom's when matching an order by time in ``find_order``.
+CLOCK_SKEW = dt.timedelta(seconds=60)
+
+
+class KiwoomAdapter:
+    """Kiwoom domestic stock trading for one account.
+
+    Args:
+        credentials: app key (``api_key``), secret key (``api_secret``), ``environment`` (REAL
+            or PAPER; the host decides, Kiwoom's TR ids are the same on both).
+        base_url: ``DEFAULT_BASE_URLS[environment]`` or a simulator.
+        session: a pooled ``requests.Session`` (``make_http_session()``).
+        token_provider: gives access tokens (the token service); needed for every call except
+            :meth:`issue_token` and :meth:`revoke_token`.
+        clock: aware UTC now.
+        timeout: seconds for connect and for each read.
+        sleep: how to wait between read attempts (tests pin it).
+    """
+
+    exchange: ClassVar[str] = BROKER
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
+    )
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        token_provider: TokenProvider | None = None,
+        clock: Clock = utc_now,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._clock = clock
+        self._client = KiwoomClient(
+            credentials,
+            base_url=base_url,
+            session=session,
+            token_provider=token_provider,
+            timeout=timeout,
+            sleep=sleep,
+        )
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def issue_token(self) -> IssuedToken:
+        """Ask Kiwoom for an access token (au10001).
+
+        Raises:
+            BrokerAuthFailed: the app key or secret key is wrong.
+            BrokerError: any other failure.
+        """
+        return mapping.parse_token(self._client.issue_token(), now=self._clock())
+
+    def revoke_token(self, access_token: str) -> None:
+        """Tell Kiwoom to revoke ``access_token`` (au10002).
+
+        Raises:
+            BrokerError: Kiwoom refused or did not answer.
+        """
+        self._client.revoke_token(access_token)
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> BrokerOrder:
+        """Send a cash order: ``kt10000`` buy / ``kt10001`` sell, limit ``0`` or market ``3``.
+
+        Raises:
+            InvalidOrder: the request cannot be sent as is, or Kiwoom refused it.
+            InsufficientFunds: not enough cash or shares.
+            MarketClosed: outside trading hours.
+            OrderStateUnknown: sent and no answer came; reconcile with :meth:`find_order`.
+            BrokerError: any other failure.
+        """
+        body = mapping.order_body(request)
+        api_id = _TR_BUY if request.side is Side.BUY else _TR_SELL
+        response = self._client.request(_ORDER_PATH, api_id, body)
+        return mapping.parse_order_ack(response.body, request, now=self._clock())
+
+    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+        """Cancel all of an order's open remainder (``kt10003``, ``cncl_qty 0``).
+
+        The original is looked up first: the cancel needs its symbol and exchange.
+
+        Returns:
+            The original order as CANCEL_PENDING; ``raw["cancel"]`` holds Kiwoom's answer (the
+            cancellation gets an order number of its own).
+
+        Raises:
+            OrderNotFound: no such order in the last days.
+            InvalidOrder: nothing left to cancel.
+            OrderStateUnknown: sent and no answer came.
+            BrokerError: any other failure.
+        """
+        original = self.get_order(broker_order_id, symbol=symbol)
+        response = self._client.request(_ORDER_PATH, _TR_CANCEL, mapping.cancel_body(original))
+        return replace(
+            original,
+            status=OrderStatus.CANCEL_PENDING,
+            updated_at=self._clock(),
+            raw={**original.raw, "cancel": dict(response.body)},
+        )
+
+    def amend_order(
+        self,
+        broker_order_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Change the price and/or quantity of an open order (``kt10002``).
+
+        Kiwoom answers with a **new** order number, which the returned order carries as
+        ``broker_order_id`` (the original's is in ``raw["base_orig_ord_no"]``).
+
+        Args:
+            broker_order_id: the order to amend.
+            quantity: the new quantity; None amends the whole remainder.
+            limit_price: the new price; None keeps the original price.
+            symbol: the order's symbol, when known (narrows the lookup).
+
+        Raises:
+            OrderNotFound: no such order in the last days.
+            InvalidOrder: bad quantity or price, or nothing left to amend.
+            OrderStateUnknown: sent and no answer came.
+            BrokerError: any other failure.
+        """
+        original = self.get_order(broker_order_id, symbol=symbol)
+        body = mapping.amend_body(original, quantity=quantity, limit_price=limit_price)
+        response = self._client.request(_ORDER_PATH, _TR_AMEND, body)
+        now = self._clock()
+        remaining = original.quantity - original.filled_quantity
+        return BrokerOrder(
+            broker_order_id=str(response.body.get("ord_no") or ""),
+            symbol=original.symbol,
+            side=original.side,
+            order_type=OrderType.LIMIT,
+            status=OrderStatus.SUBMITTED,
+            quantity=quantity if quantity is not None else remaining,
+            limit_price=Decimal(body["mdfy_uv"]),
+            created_at=now,
+            updated_at=now,
+            raw={
+                **dict(response.body),
+                "base_orig_ord_no": response.body.get("base_orig_ord_no")
+                or original.broker_order_id,
+                "dmst_stex_tp": body["dmst_stex_tp"],
+            },
+        )
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by its Kiwoom order number in the recent history (``kt00007``).
+
+        Today first, then one KST day at a time back to :data:`LOOKBACK_DAYS` (order numbers
+        restart daily, so the newest day wins).
+
+        Raises:
+            BadRequest: only ``client_order_id`` was given; Kiwoom has no client order ids (use
+                :meth:`find_order`).
+            OrderNotFound: no such order.
+            BrokerError: any other failure.
+        """
+        if not broker_order_id:
+            raise BadRequest(
+                "Kiwoom orders have no client order id; look them up by broker_order_id or "
+                "reconcile with find_order"
+            )
+        today = kst_date(self._clock())
+        for back in range(LOOKBACK_DAYS + 1):
+            day = today - dt.timedelta(days=back)
+            for order in self._day(day, symbol=symbol):
+                if mapping.same_order_number(order.broker_order_id, broker_order_id):
+                    return order
+        raise OrderNotFound(
+            f"Kiwoom has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
+            broker=BROKER,
+        )
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders placed since ``since`` (open and closed), oldest first.
+
+        One ``kt00007`` query per KST day from ``since`` to today.
+
+        Raises:
+            BrokerError: any failure.
+        """
+        orders: list[BrokerOrder] = []
+        day, today = kst_date(since), kst_date(self._clock())
+        while day <= today:
+            orders.extend(self._day(day))
+            day += dt.timedelta(days=1)
+        return [o for o in orders if o.created_at is None or o.created_at >= since]
+
+    def find_order(
+        self,
+        request: OrderRequest,
+        since: dt.datetime,
+        *,
+        until: dt.datetime | None = None,
+        exclude: Collection[str] = (),
+    ) -> BrokerOrder | None:
+        """Find the order ``request`` became, when its answer was lost (no client id at Kiwoom).
+
+        Matches the history from ``since`` (minus :data:`CLOCK_SKEW`) to ``until`` (default now,
+        plus the skew) on symbol, side, order type, quantity and limit price. Orders already
+        bound to other intents go in ``exclude``; among the rest the earliest match wins, so
+        reconciling identical intents oldest first pairs them one to one.
+
+        Returns:
+            The order, or None when Kiwoom has no such order (the request never took effect).
+
+        Raises:
+            BrokerError: the history could not be read.
+        """
+        low = since - CLOCK_SKEW
+        high = (until or self._clock()) + CLOCK_SKEW
+        excluded = {str(x).lstrip("0") for x in exclude}
+        day, last = kst_date(low), kst_date(high)
+        while day <= last:
+            for order in self._day(day, symbol=request.symbol):
+                if order.broker_order_id.lstrip("0") in excluded:
+                    continue
+                if order.created_at is not None and not low <= order.created_at <= high:
+                    continue
+                if _matches(order, request):
+                    return order
+            day += dt.timedelta(days=1)
+        return None
+
+    # -- account -----------------------------------------------------------------------------
+
+    def get_holdings(self) -> list[Position]:
+        """Return the account's stock positions (``kt00018``, all pages).
+
+        Raises:
+            BrokerError: any failure.
+        """
+        positions: list[Position] = []
+        for page in self._client.pages(
+            _ACCOUNT_PATH, _TR_HOLDINGS, {"qry_tp": "1", "dmst_stex_tp": "KRX"}
+        ):
+            for row in page.body.get("acnt_evlt_remn_indv_tot") or []:
+                position = mapping.parse_holding(row)
+                if position is not None:
+                    positions.append(position)
+        return positions
+
+    def get_balance(self) -> list[Balance]:
+        """Return the KRW cash (``kt00001``, estimated view ``qry_tp 3``).
+
+        Raises:
+            BrokerError: any failure.
+        """
+        response = self._client.request(_ACCOUNT_PATH, _TR_CASH, {"qry_tp": "3"})
+        return [mapping.parse_balance(response.body)]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _day(self, day: dt.date, *, symbol: str | None = None) -> list[BrokerOrder]:
+        """Read one KST day of ``kt00007`` (all pages, order of placement) and map it."""
+        body = {
+            "ord_dt": day.strftime("%Y%m%d"),
+            "qry_tp": "1",  # 주문순
+            "stk_bond_tp": "1",  # stocks
+            "sell_tp": "0",
+            "stk_cd": symbol or "",
+            "fr_ord_no": "",
+            "dmst_stex_tp": "%",
+        }
+        rows: list[dict[str, Any]] = []
+        for page in self._client.pages(_ACCOUNT_PATH, _TR_HISTORY, body):
+            rows.extend(
+                dict(r)
+                for r in page.body.get("acnt_ord_cntr_prps_dtl") or []
+                if isinstance(r, dict)
+            )
+        return mapping.parse_history_rows(rows, day)
+
+
+def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
+    if order.symbol != request.symbol or order.side is not request.side:
+        return False
+    if order.order_type is not request.order_type or order.quantity != request.quantity:
+        return False
+    if request.order_type is OrderType.LIMIT:
+        return order.limit_price is not None and order.limit_price == request.limit_price
+    return True

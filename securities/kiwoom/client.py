@@ -1,0 +1,313 @@
+"""Signed HTTP calls to the Kiwoom REST API, returning raw dicts or raising mapped errors.
+
+Every TR is a ``POST`` with a JSON body and the headers ``api-id``, ``authorization: Bearer`` and,
+when continuing, ``cont-yn: Y`` / ``next-key`` (``shared/brokers/kis_kiwoom.md`` §2.3). The body
+carries ``return_code`` (0 = success) and ``return_msg``; errors go through
+:data:`securities.kiwoom.errors.KIWOOM_ERRORS`.
+
+Since every call is a POST, whether a call may be repeated is declared per TR in
+:data:`READ_TRS` (inquiries) and :data:`WRITE_TRS` (orders). Retry and re-issue policy, all in
+:meth:`KiwoomClient._call`:
+
+* **Token refused** (8005 or 8003, whether in ``return_code`` or embedded in ``return_msg``, or
+  HTTP 401): ask the TokenProvider for a fresh token *once* and resend, reads and orders alike.
+  For an order this is safe because Kiwoom authenticates the request before the order system
+  sees it: an order refused for its token was never placed.
+* **Read TRs**: one more attempt after a short jittered backoff on a transient failure (no
+  answer, an unexplained 5xx, the per-second limit 1700).
+* **Order TRs**: never resent for any other reason; sent with no answer is
+  ``OrderStateUnknown`` (reconcile with ``find_order``); not sent at all is ``BrokerTimeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from securities._http import decode_json, retry_after_header, retry_delay, send, with_retry_after
+from securities.kiwoom.errors import BROKER, KIWOOM_ERRORS, extract_code
+from web_server.brokers import Credentials, TokenProvider
+from web_server.errors import (
+    BrokerAuthFailed,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    ConfigError,
+)
+
+__all__ = ["READ_TRS", "WRITE_TRS", "KiwoomClient", "KiwoomResponse"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
+REVOKE_PATH = "/oauth2/revoke"
+
+#: Inquiry TRs: no effect at the broker, safe to send again.
+READ_TRS = frozenset({"ka00001", "kt00001", "kt00007", "kt00018", "ka10075", "ka10076"})
+#: Order TRs: sent at most once (bar a refused token).
+WRITE_TRS = frozenset({"kt10000", "kt10001", "kt10002", "kt10003"})
+#: Pages fetched at most for one query: a guard against a cursor that never ends.
+MAX_PAGES = 50
+
+
+@dataclass(frozen=True)
+class KiwoomResponse:
+    """One successful answer: its body and the continuation headers."""
+
+    body: Mapping[str, Any]
+    cont_yn: str
+    next_key: str
+
+    @property
+    def has_more(self) -> bool:
+        """Tell whether Kiwoom has a next page."""
+        return self.cont_yn == "Y" and bool(self.next_key)
+
+
+class KiwoomClient:
+    """Kiwoom HTTP client for one account.
+
+    Args:
+        credentials: app key (``api_key``) and secret key (``api_secret``).
+        base_url: ``https://api.kiwoom.com``, ``https://mockapi.kiwoom.com`` or a simulator.
+        session: the injected pooled session.
+        token_provider: gives the access token; required for every TR.
+        timeout: seconds for connect and for each read.
+        sleep: how to wait between read attempts (tests pin it).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        token_provider: TokenProvider | None,
+        timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._base_url = base_url.rstrip("/")
+        self._session = session
+        self._tokens = token_provider
+        self._timeout = timeout
+        self._sleep = sleep
+
+    # -- OAuth -------------------------------------------------------------------------------
+
+    def issue_token(self) -> Mapping[str, Any]:
+        """POST ``/oauth2/token`` (au10001) and return the raw answer.
+
+        Raises:
+            BrokerAuthFailed: bad app key or secret key.
+            BrokerError: any other refusal or transport failure.
+        """
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": self._credentials.api_key,
+            "secretkey": self._credentials.api_secret,
+        }
+        return self._oauth(TOKEN_PATH, body, required="token")
+
+    def revoke_token(self, token: str) -> Mapping[str, Any]:
+        """POST ``/oauth2/revoke`` (au10002) for ``token``.
+
+        Raises:
+            BrokerError: the broker refused or did not answer.
+        """
+        body = {
+            "appkey": self._credentials.api_key,
+            "secretkey": self._credentials.api_secret,
+            "token": token,
+        }
+        return self._oauth(REVOKE_PATH, body, required=None)
+
+    def _oauth(
+        self, path: str, body: Mapping[str, Any], *, required: str | None
+    ) -> Mapping[str, Any]:
+        # The official client sends no api-id or authorization on the auth endpoints.
+        response = send(
+            self._session,
+            "POST",
+            self._base_url + path,
+            broker=BROKER,
+            is_write=False,
+            timeout=self._timeout,
+            headers={"Content-Type": "application/json;charset=UTF-8"},
+            json_body=dict(body),
+        )
+        data = decode_json(response)
+        if (
+            response.status_code == 200
+            and isinstance(data, Mapping)
+            and _return_code(data) == 0
+            and (required is None or data.get(required))
+        ):
+            return data
+        raise self._error(response, data, is_write=False)
+
+    # -- TRs ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        path: str,
+        api_id: str,
+        body: Mapping[str, Any],
+        *,
+        cont_yn: str = "",
+        next_key: str = "",
+    ) -> KiwoomResponse:
+        """POST one TR (one page).
+
+        Raises:
+            ValueError: ``api_id`` is declared neither a read nor a write.
+            OrderStateUnknown: an order TR was sent and no answer came.
+            BrokerError: mapped from ``return_code``/``return_msg`` or the transport.
+        """
+        if api_id in WRITE_TRS:
+            is_write = True
+        elif api_id in READ_TRS:
+            is_write = False
+        else:
+            raise ValueError(f"declare {api_id} in READ_TRS or WRITE_TRS first")
+        return self._call(path, api_id, body, cont_yn=cont_yn, next_key=next_key, is_write=is_write)
+
+    def pages(self, path: str, api_id: str, body: Mapping[str, Any]) -> Iterator[KiwoomResponse]:
+        """POST a read TR and follow ``cont-yn``/``next-key`` to the last page.
+
+        Raises:
+            BrokerError: mapped from the answer or the transport.
+        """
+        cont_yn, next_key = "", ""
+        for _ in range(MAX_PAGES):
+            page = self.request(path, api_id, body, cont_yn=cont_yn, next_key=next_key)
+            yield page
+            if not page.has_more:
+                return
+            cont_yn, next_key = "Y", page.next_key
+        log.warning("Kiwoom %s: stopped after %d pages", api_id, MAX_PAGES)
+
+    def _call(
+        self,
+        path: str,
+        api_id: str,
+        body: Mapping[str, Any],
+        *,
+        cont_yn: str,
+        next_key: str,
+        is_write: bool,
+    ) -> KiwoomResponse:
+        if self._tokens is None:
+            raise ConfigError("the Kiwoom adapter needs a token_provider for account calls")
+        token = self._tokens.get()
+        reissued = False
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(
+                    path, api_id, body, token, cont_yn=cont_yn, next_key=next_key, is_write=is_write
+                )
+            except BrokerAuthFailed as exc:
+                if reissued or not _token_refused(exc):
+                    raise
+                reissued = True
+                log.info("Kiwoom %s: token refused (%s); re-issuing once", api_id, exc.broker_code)
+                token = self._tokens.invalidate(token)
+            except BrokerUnavailable as exc:
+                # Only read TRs get a second try; a write's lost answer is OrderStateUnknown,
+                # which is not a BrokerUnavailable, and a write's refusal is not retried.
+                if is_write or attempt >= 1:
+                    raise
+                if isinstance(exc, BrokerRateLimited) and (exc.retry_after or 0) > 2:
+                    raise
+                delay = retry_delay(attempt, exc.retry_after)
+                attempt += 1
+                log.info("Kiwoom %s: %s; retrying the read in %.2fs", api_id, exc.code, delay)
+                self._sleep(delay)
+
+    def _send_once(
+        self,
+        path: str,
+        api_id: str,
+        body: Mapping[str, Any],
+        token: str,
+        *,
+        cont_yn: str,
+        next_key: str,
+        is_write: bool,
+    ) -> KiwoomResponse:
+        headers = {
+            "Content-Type": "application/json;charset=UTF-8",
+            "api-id": api_id,
+            "authorization": f"Bearer {token}",
+        }
+        if cont_yn:
+            headers["cont-yn"] = cont_yn
+            headers["next-key"] = next_key
+        response = send(
+            self._session,
+            "POST",
+            self._base_url + path,
+            broker=BROKER,
+            is_write=is_write,
+            timeout=self._timeout,
+            headers=headers,
+            json_body=dict(body),
+        )
+        data = decode_json(response)
+        if response.status_code == 200 and isinstance(data, Mapping) and _return_code(data) == 0:
+            return KiwoomResponse(
+                body=data,
+                cont_yn=str(response.headers.get("cont-yn") or "").strip().upper(),
+                next_key=str(response.headers.get("next-key") or "").strip(),
+            )
+        raise self._error(response, data, is_write=is_write)
+
+    def _error(self, response: requests.Response, data: Any, *, is_write: bool) -> BrokerError:
+        code: str | None = None
+        message: str | None = None
+        if isinstance(data, Mapping):
+            message = str(data.get("return_msg") or "") or None
+            code = extract_code(data.get("return_code"), message)
+        if code is None and response.status_code == 401:
+            # The official client treats a bare 401 as a refused token too.
+            error: BrokerError = BrokerAuthFailed(
+                "Kiwoom refused the token (HTTP 401)",
+                broker=BROKER,
+                broker_code="401",
+                broker_message=message,
+            )
+        elif code is None and response.status_code == 429:
+            error = BrokerRateLimited(
+                "Kiwoom rate limit (HTTP 429)", broker=BROKER, broker_message=message
+            )
+        elif code is None and response.status_code == 403:
+            error = BrokerAuthFailed(
+                "Kiwoom refused the request (HTTP 403)", broker=BROKER, broker_message=message
+            )
+        else:
+            error = KIWOOM_ERRORS.error(
+                code, message, is_write=is_write, http_status=response.status_code
+            )
+        return with_retry_after(error, retry_after_header(response))
+
+
+def _return_code(data: Mapping[str, Any]) -> int | None:
+    value = data.get("return_code")
+    if value is None:
+        return 0  # some answers omit it; HTTP 200 without a code is a success
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _token_refused(exc: BrokerAuthFailed) -> bool:
+    if exc.broker_code == "401":
+        return True
+    return KIWOOM_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected

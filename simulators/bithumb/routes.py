@@ -1,0 +1,160 @@
+"""Bithumb API 2.0 routes: the Upbit-style ``/v1`` protocol plus ``/v2/orders`` (ccxt ≥ 4.5.85).
+
+What ccxt 4.5.90 calls (its ``bithumb.py``, generation 2): ``GET /v1/market/all?isDetails=true``
+(load_markets), ``GET /v1/accounts``, ``GET /v1/ticker``, ``GET /v1/orderbook``,
+``POST /v2/orders``, ``GET /v1/order`` (``uuid`` or ``client_order_id``), ``GET /v1/orders``
+(``state``, ``market``, ``limit``, ``uuids``, ``client_order_ids``; fetch_open_orders sends
+``state=wait``), ``DELETE /v2/order`` (``order_id`` or ``client_order_id``). The older 2.0 order
+routes (``POST /v1/orders`` with ``ord_type``, ``DELETE /v1/order``, ``GET /v1/orders/chance``)
+are served too; the legacy 1.x HMAC API (``/public``, ``/info``, ``/trade``) is not.
+
+Differences from Upbit, each from apidocs.bithumb.com's error table or ccxt's sample payloads:
+
+* JWTs carry ``timestamp`` (ms); one older than ``jwt_max_age_seconds`` (default 30 s
+  [UNVERIFIED]) is ``401 expired_jwt``. Auth failures without a Bithumb name of their own (unknown
+  key, reused nonce) answer ``401 jwt_verification`` [UNVERIFIED].
+* Order ids look like ``C0101000003152350309``; responses to create/cancel are the short
+  ``{"order_id", …}`` forms.
+* 400 names: ``invalid_parameter``, ``invalid_price_bid|ask``, ``under_price_limit_bid|ask``,
+  ``insufficient_funds_bid|ask`` [name UNVERIFIED], ``duplicate_client_order_id`` [UNVERIFIED].
+* No ``Remaining-Req`` header (none documented); limits per IP and category (public 150/s,
+  private 140/s per ``order``/``cancel``/``other``); over the limit → 429 with a JSON error
+  ``too_many_requests`` [body UNVERIFIED], continuing → 418.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from simulators.crypto_markets import SpotMarket, decimal_string
+from simulators.engine import OrderNotFound, OrderNotOpen, RuleViolated, Side
+from simulators.upbit.auth import ApiError, Credential, JwtErrors, RequestParams
+from simulators.upbit.routes import RateLimited, UpbitApi
+from simulators.upbit.views import kst
+
+__all__ = ["BITHUMB_JWT_ERRORS", "BithumbApi"]
+
+_JWT_FAILED = (401, "jwt_verification", "Jwt 토큰 검증에 실패했습니다.")
+
+BITHUMB_JWT_ERRORS = JwtErrors(
+    missing=_JWT_FAILED,
+    malformed=_JWT_FAILED,
+    unknown_key=_JWT_FAILED,
+    expired_key=_JWT_FAILED,
+    nonce_used=_JWT_FAILED,
+    query_hash=(401, "invalid_query_payload", "Jwt의 query를 검증하는데 실패하였습니다."),
+    expired_token=(401, "expired_jwt", "Jwt가 만료되었습니다."),
+)
+
+_NOT_FOUND = (404, "order_not_found", "주문을 찾지 못했습니다.")
+_PUBLIC_RATE = 150.0
+_PRIVATE_RATE = 140.0
+
+
+class BithumbApi(UpbitApi):
+    """The Bithumb API 2.0 facade (Upbit's protocol with Bithumb's names and ``/v2`` orders)."""
+
+    broker = "bithumb"
+    client_id_field = "client_order_id"
+    jwt_errors = BITHUMB_JWT_ERRORS
+    require_timestamp = True
+    serves_upbit_lists = False
+    sends_remaining_req = False
+
+    def rate_groups(self) -> dict[str, float | Callable[[], float]]:
+        """Per-category limits (per second)."""
+        opts = self.state.options
+        public = float(opts.get("public_rate", _PUBLIC_RATE))
+        private = float(opts.get("private_rate", _PRIVATE_RATE))
+        return {
+            "market": public,
+            "ticker": public,
+            "orderbook": public,
+            "default": private,
+            "order": float(opts.get("order_rate", private)),
+            "cancel": private,
+        }
+
+    def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
+        """429 / 418 with a JSON error body."""
+        name = "too_many_requests" if exc.status == 429 else "blocked"
+        body = {"error": {"name": name, "message": "요청 수 제한을 초과했습니다."}}
+        return jsonify(body), exc.status
+
+    # ---- Bithumb's error names --------------------------------------------------------------
+
+    def missing(self, field: str) -> ApiError:
+        """``invalid_parameter`` for anything missing."""
+        return ApiError(400, "invalid_parameter", f"잘못된 파라미터 입니다. ({field})")
+
+    def invalid(self, field: str) -> ApiError:
+        """``invalid_parameter`` for anything malformed."""
+        return ApiError(400, "invalid_parameter", f"잘못된 파라미터 입니다. ({field})")
+
+    def create_error(self, side: Side) -> tuple[int, str, str]:
+        """Parameters that do not fit the order type."""
+        return 400, "invalid_parameter", "잘못된 파라미터 입니다."
+
+    def duplicate_error(self) -> tuple[int, str, str]:
+        """A reused ``client_order_id``."""
+        return 400, "duplicate_client_order_id", "이미 사용된 client_order_id 입니다."
+
+    def rule_error(
+        self, side: Side, rule: RuleViolated, market: SpotMarket
+    ) -> tuple[int, str, str]:
+        """Tick and minimum-value violations."""
+        suffix = "bid" if side is Side.BUY else "ask"
+        if rule in {RuleViolated.PRICE_TICK, RuleViolated.PRICE}:
+            return (
+                400,
+                f"invalid_price_{suffix}",
+                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+            )
+        if rule is RuleViolated.MIN_NOTIONAL:
+            minimum = f"{decimal_string(market.min_notional)} {market.quote}"
+            return (
+                400,
+                f"under_price_limit_{suffix}",
+                f"주문가격은 최소 {minimum} 이상으로 주문 가능합니다.",
+            )
+        return 400, "invalid_parameter", "잘못된 파라미터 입니다."
+
+    # ---- routes -----------------------------------------------------------------------------
+
+    def register_routes(self, app: Flask) -> None:
+        """Add the shared ``/v1`` routes and Bithumb's ``/v2`` order routes."""
+        super().register_routes(app)
+        engine = self.state.engine
+
+        @app.post("/v2/orders")
+        @self.private("order")
+        def create_order_v2(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            order = self.place(credential, params, "order_type")
+            body: dict[str, Any] = {
+                "order_id": order.order_no,
+                "market": order.symbol,
+                "side": "bid" if order.side is Side.BUY else "ask",
+                "order_type": order.extra.get("ord_type"),
+                "created_at": kst(order.created_at),
+            }
+            if order.extra.get("smp_type"):
+                body["stp_type"] = order.extra["smp_type"]
+            return jsonify(body), 201
+
+        @app.delete("/v2/order")
+        @self.private("cancel")
+        def cancel_order_v2(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            order = self.find_order(credential, params, id_field="order_id")
+            try:
+                engine.cancel_order(credential.account_id, order.order_no)
+            except (OrderNotOpen, OrderNotFound):
+                raise ApiError(*_NOT_FOUND) from None
+            return jsonify({"order_id": order.order_no, "created_at": kst(order.created_at)})
+
+    def private_key(self, credential: Credential) -> str:
+        """Bithumb counts private calls per client IP too."""
+        return f"ip:{request.remote_addr}"

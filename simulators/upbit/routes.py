@@ -1,0 +1,747 @@
+"""Upbit's REST routes (``/v1/...``) on top of the shared engine.
+
+Every response carries ``Remaining-Req: group=<group>; min=<n>; sec=<n>`` (pyupbit refuses a
+response without it). Private routes verify the JWT (:mod:`simulators.upbit.auth`) before they
+count against the caller's ``default`` or ``order`` group; quotation routes count per client IP.
+
+Wire decisions where the sources are silent (brokers/crypto.md §5, each a switch in
+``SimState.options``):
+
+* ``rate_limit_body``: ``"text"`` (default) answers 429 with the plain text
+  ``Too many API requests.``, which pyupbit's error handler was written against; ``"json"`` uses
+  ``{"error": {"name": "too_many_requests", ...}}``.
+* ``duplicate identifier`` → 400 ``duplicate_identifier`` (a distinct name, as crypto.md §1.4
+  suggests; the real name was not retrievable).
+* ``POST /v1/orders`` answers the order *as accepted* (``state: wait``, nothing executed), like
+  Upbit, whose matching runs after the answer; ``post_response="current"`` shows the fills instead.
+* Market orders (``price``, ``market``, ``best``) and ``ioc``/``fok`` limits never rest: whatever
+  the liquidity does not fill at once is cancelled. ``fok`` therefore behaves like ``ioc`` when a
+  test limits liquidity (the engine cannot pre-check a full fill).
+* ``post_only`` that would take liquidity is refused (400 ``validation_error``) instead of
+  resting: the engine cannot keep a marketable order from matching.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from simulators.control import SimState
+from simulators.crypto_markets import KST, SpotMarket, decimal_string
+from simulators.engine import (
+    DuplicateClientOrderId,
+    InsufficientFunds,
+    InsufficientPosition,
+    InvalidOrder,
+    Order,
+    OrderNotFound,
+    OrderNotOpen,
+    OrderType,
+    RuleViolated,
+    Side,
+    UnknownInstrument,
+)
+from simulators.upbit.auth import (
+    ApiError,
+    Credential,
+    CredentialStore,
+    JwtErrors,
+    JwtVerifier,
+    RequestParams,
+    read_params,
+)
+from simulators.upbit.throttle import BanBook, GroupThrottle
+from simulators.upbit.views import (
+    account_json,
+    order_json,
+    order_state,
+    orderbook_json,
+    orders_sorted,
+    ticker_json,
+)
+
+__all__ = ["ORDER_RATE_CHANGE", "UpbitApi"]
+
+#: Upbit raised the order group from 8 to 12 requests a second on this day (KST).
+ORDER_RATE_CHANGE = datetime(2026, 8, 21, tzinfo=KST)
+
+UPBIT_JWT_ERRORS = JwtErrors(
+    missing=(401, "no_authorization_token", "Authorization 토큰이 없습니다."),
+    malformed=(401, "jwt_verification", "Jwt 토큰 검증에 실패했습니다."),
+    unknown_key=(401, "invalid_access_key", "잘못된 엑세스 키입니다."),
+    expired_key=(401, "expired_access_key", "This key has expired."),
+    nonce_used=(401, "nonce_used", "This temporary number has already been used."),
+    query_hash=(401, "invalid_query_payload", "JWT 헤더의 페이로드가 올바르지 않습니다."),
+)
+
+_NOT_FOUND = (404, "order_not_found", "주문을 찾지 못했습니다.")
+_QUOTATION_RATE = 10.0
+_EXCHANGE_RATE = 30.0
+
+
+class RateLimited(Exception):
+    """Over a rate limit (429) or banned for ignoring it (418)."""
+
+    def __init__(self, status: int, retry_after: float) -> None:
+        super().__init__(status)
+        self.status, self.retry_after = status, retry_after
+
+
+def missing(field: str) -> ApiError:
+    """Upbit's message for a missing parameter."""
+    return ApiError(
+        400, "validation_error", f"{field} is missing, {field} does not have a valid value"
+    )
+
+
+def invalid(field: str) -> ApiError:
+    """Upbit's message for a parameter with a bad value."""
+    return ApiError(400, "validation_error", f"{field} does not have a valid value")
+
+
+def parse_decimal(params: RequestParams, field: str, *, required: bool = False) -> Decimal | None:
+    """Read a positive decimal parameter.
+
+    Raises:
+        ApiError: ``validation_error`` if it is missing (when required) or not a positive number.
+    """
+    raw = params.get(field)
+    if raw is None or raw == "":
+        if required:
+            raise missing(field)
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise invalid(field) from None
+    if not value.is_finite() or value <= 0:
+        raise invalid(field)
+    return value
+
+
+def parse_time(raw: str | None) -> datetime | None:
+    """Parse ISO 8601 (with offset; naive is KST) or epoch milliseconds."""
+    if not raw:
+        return None
+    if raw.isdigit():
+        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=KST)
+
+
+class UpbitApi:
+    """The Upbit REST facade bound to one :class:`SimState`.
+
+    Subclassed by the Bithumb facade, which speaks the same protocol with other names.
+
+    Args:
+        state: the simulator state (engine, clock, ledger, faults).
+        markets: the listed markets.
+    """
+
+    broker = "upbit"
+    client_id_field = "identifier"
+    jwt_errors = UPBIT_JWT_ERRORS
+    require_timestamp = False
+    remaining_min = 1800
+    serves_upbit_lists = True
+    sends_remaining_req = True
+
+    def __init__(self, state: SimState, markets: Iterable[SpotMarket]) -> None:
+        self.state = state
+        self.markets = {m.symbol: m for m in markets}
+        opts = state.options
+        self.fee_rate = Decimal(str(opts.get("fee_rate", "0.0005")))
+        self.credentials: CredentialStore = opts.setdefault("credentials", CredentialStore())
+        max_age = opts.get("jwt_max_age_seconds")
+        self.verifier = JwtVerifier(
+            self.credentials,
+            self.jwt_errors,
+            state.clock.now,
+            require_timestamp=self.require_timestamp,
+            max_token_age=timedelta(seconds=max_age) if max_age is not None else None,
+        )
+        bans = BanBook(
+            ban_after=int(opts.get("ban_after", 10)),
+            strike_window=float(opts.get("strike_window", 60)),
+            ban_seconds=float(opts.get("ban_seconds", 60)),
+        )
+        self.throttle = GroupThrottle(self.rate_groups(), bans)
+        opts.setdefault("throttle", self.throttle)
+
+    # ---- configuration ----------------------------------------------------------------------
+
+    def order_rate(self) -> float:
+        """Order-group requests a second: 8, or 12 from 2026-08-21 (unless overridden)."""
+        override = self.state.options.get("order_rate")
+        if override is not None:
+            return float(override)
+        return 12.0 if self.state.clock.now() >= ORDER_RATE_CHANGE else 8.0
+
+    def rate_groups(self) -> dict[str, float | Callable[[], float]]:
+        """Group → requests a second (quotation per IP, exchange per account)."""
+        opts = self.state.options
+        quotation = float(opts.get("quotation_rate", _QUOTATION_RATE))
+        return {
+            "market": quotation,
+            "ticker": quotation,
+            "orderbook": quotation,
+            "candles": quotation,
+            "trades": quotation,
+            "default": float(opts.get("exchange_rate", _EXCHANGE_RATE)),
+            "order": self.order_rate,
+        }
+
+    # ---- request plumbing -------------------------------------------------------------------
+
+    def _throttle(self, group: str, key: str) -> None:
+        g.sim_rate_group, g.sim_rate_key = group, key
+        verdict = self.throttle.check(group, key)
+        if not verdict.allowed:
+            raise RateLimited(418 if verdict.banned else 429, verdict.retry_after)
+
+    def public(self, group: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate a quotation route: count per client IP, pass the parameters."""
+
+        def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+            @wraps(view)
+            def wrapper() -> ResponseReturnValue:
+                self._throttle(group, f"ip:{request.remote_addr}")
+                return view(read_params(request))
+
+            return wrapper
+
+        return decorate
+
+    def private(self, group: str = "default") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate an exchange route: verify the JWT, count per account, pass both."""
+
+        def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+            @wraps(view)
+            def wrapper() -> ResponseReturnValue:
+                params = read_params(request)
+                g.sim_rate_group = group
+                credential = self.verifier.verify(request.headers.get("Authorization"), params)
+                self._throttle(group, self.private_key(credential))
+                return view(credential, params)
+
+            return wrapper
+
+        return decorate
+
+    def private_key(self, credential: Credential) -> str:
+        """What exchange calls are counted per: Upbit counts per account (API key)."""
+        return f"key:{credential.access_key}"
+
+    def remaining_req(self) -> str:
+        """The ``Remaining-Req`` value for this request's group."""
+        group = getattr(g, "sim_rate_group", "default")
+        key = getattr(g, "sim_rate_key", None)
+        sec = (
+            self.throttle.remaining(group, key)
+            if key
+            else math.floor(self.throttle.rate(group)) - 1
+        )
+        return f"group={group}; min={self.remaining_min}; sec={sec}"
+
+    def handle_api_error(self, exc: ApiError) -> ResponseReturnValue:
+        """Answer ``{"error": {"name", "message"}}``."""
+        return jsonify(exc.body()), exc.status, exc.headers
+
+    def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
+        """Answer 429 (or 418 when banned) in the configured body format."""
+        if self.state.options.get("rate_limit_body", "text") == "json":
+            name = "too_many_requests" if exc.status == 429 else "blocked"
+            body = {"error": {"name": name, "message": "Too many API requests."}}
+            return jsonify(body), exc.status
+        return Response("Too many API requests.", exc.status, mimetype="text/plain")
+
+    def register(self, app: Flask) -> None:
+        """Add the routes, the error handlers and the ``Remaining-Req`` header to ``app``."""
+        app.register_error_handler(ApiError, self.handle_api_error)
+        app.register_error_handler(RateLimited, self.handle_rate_limited)
+
+        @app.after_request
+        def add_remaining_req(response: Response) -> Response:
+            if self.sends_remaining_req and not request.path.startswith("/_sim"):
+                response.headers["Remaining-Req"] = self.remaining_req()
+            return response
+
+        self.register_routes(app)
+
+    # ---- engine access ----------------------------------------------------------------------
+
+    def market(self, params: RequestParams, field: str = "market") -> SpotMarket:
+        """Return the market a request names.
+
+        Raises:
+            ApiError: ``validation_error`` when missing or unknown.
+        """
+        symbol = params.get(field)
+        if not symbol:
+            raise self.missing(field)
+        market = self.markets.get(symbol)
+        if market is None:
+            raise self.invalid(field)
+        return market
+
+    def find_order(
+        self, credential: Credential, params: RequestParams, id_field: str = "uuid"
+    ) -> Order:
+        """Return the order named by ``uuid`` (wins) or the client id.
+
+        Raises:
+            ApiError: ``validation_error`` if neither is given, ``order_not_found`` if unknown.
+        """
+        order_no = params.get(id_field)
+        client_id = params.get(self.client_id_field)
+        engine = self.state.engine
+        try:
+            if order_no:
+                return engine.get_order(credential.account_id, order_no)
+            if client_id:
+                return engine.get_order_by_client_id(credential.account_id, client_id)
+        except OrderNotFound:
+            raise ApiError(*_NOT_FOUND) from None
+        raise self.missing(f"{id_field} or {self.client_id_field}")
+
+    def render(self, order: Order, **kwargs: Any) -> dict[str, Any]:
+        """Render an order in this venue's shape."""
+        return order_json(
+            order,
+            fee_rate=self.fee_rate,
+            client_id_field=self.client_id_field,
+            seed=self.state.seed,
+            **kwargs,
+        )
+
+    def accepted(self, order: Order) -> dict[str, Any]:
+        """Render a just-placed order the way the venue answers it: accepted, nothing executed."""
+        body = self.render(order)
+        if self.state.options.get("post_response", "accepted") == "current":
+            return body
+        reserved = Decimal(body["reserved_fee"])
+        if order.side is Side.SELL:
+            locked = order.quantity or Decimal(0)
+        elif order.extra.get("requested_amount") is not None:
+            locked = Decimal(order.extra["requested_amount"]) + reserved
+        else:
+            locked = (order.price or Decimal(0)) * (order.quantity or Decimal(0)) + reserved
+        body.update(
+            state="wait",
+            remaining_volume=decimal_string(order.quantity),
+            remaining_fee=body["reserved_fee"],
+            paid_fee="0",
+            locked=decimal_string(locked),
+            executed_volume="0",
+            executed_funds="0",
+            trades_count=0,
+        )
+        return body
+
+    def place(self, credential: Credential, params: RequestParams, order_type_field: str) -> Order:
+        """Validate an order request the venue's way and hand it to the engine.
+
+        Raises:
+            ApiError: the venue's error for a malformed order, a broken rule, missing funds or a
+                reused client id.
+        """
+        market = self.market(params)
+        side_raw = params.get("side")
+        if side_raw not in {"bid", "ask"}:
+            raise self.missing("side") if not side_raw else self.invalid("side")
+        side = Side.BUY if side_raw == "bid" else Side.SELL
+        ord_type = params.get(order_type_field)
+        if ord_type not in {"limit", "price", "market", "best"}:
+            raise self.missing(order_type_field) if not ord_type else self.invalid(order_type_field)
+        tif = (params.get("time_in_force") or "").lower() or None
+        if tif not in {None, "ioc", "fok", "post_only"}:
+            raise self.invalid("time_in_force")
+        volume = self.decimal(params, "volume")
+        price = self.decimal(params, "price")
+        create_error = self.create_error(side)
+        kwargs: dict[str, Any]
+        if ord_type == "limit":
+            if volume is None or price is None:
+                raise ApiError(*create_error)
+            kwargs = {"order_type": OrderType.LIMIT, "quantity": volume, "price": price}
+        elif ord_type == "price" or (ord_type == "best" and side is Side.BUY):
+            if side is not Side.BUY or price is None or volume is not None:
+                raise ApiError(*create_error)
+            kwargs = {"order_type": OrderType.MARKET, "quote_amount": price}
+        else:  # market sell, best sell
+            if side is not Side.SELL or volume is None or price is not None:
+                raise ApiError(*create_error)
+            kwargs = {"order_type": OrderType.MARKET, "quantity": volume}
+        if ord_type == "best" and tif not in {"ioc", "fok"}:
+            raise self.missing("time_in_force")
+        if tif == "post_only":
+            if ord_type != "limit":
+                raise self.invalid("time_in_force")
+            current = self.state.engine.price(market.symbol)
+            if (side is Side.BUY and price >= current) or (side is Side.SELL and price <= current):  # type: ignore[operator]
+                raise ApiError(
+                    400, "validation_error", "post_only order would be executed immediately"
+                )
+        client_id = params.get(self.client_id_field) or None
+        extra = {
+            "ord_type": ord_type,
+            "time_in_force": tif,
+            "smp_type": params.get("smp_type") or params.get("stp_type"),
+            "requested_amount": str(price) if kwargs.get("quote_amount") is not None else None,
+        }
+        engine = self.state.engine
+        try:
+            order = engine.place_order(
+                credential.account_id,
+                market.symbol,
+                side,
+                client_order_id=client_id,
+                extra=extra,
+                **kwargs,
+            )
+        except UnknownInstrument:
+            raise self.invalid("market") from None
+        except DuplicateClientOrderId:
+            raise ApiError(*self.duplicate_error()) from None
+        except InsufficientFunds as exc:
+            raise ApiError(*self.insufficient_error(side, exc.asset)) from None
+        except InsufficientPosition as exc:
+            raise ApiError(*self.insufficient_error(side, exc.asset)) from None
+        except InvalidOrder as exc:
+            raise ApiError(*self.rule_error(side, exc.rule, market)) from None
+        if order.is_open and (ord_type != "limit" or tif in {"ioc", "fok"}):
+            # Market and IOC/FOK orders never rest: what did not fill now is cancelled.
+            order = engine.cancel_order(credential.account_id, order.order_no)
+        return order
+
+    # ---- the venue's error names (overridden by Bithumb) ------------------------------------
+
+    def missing(self, field: str) -> ApiError:
+        """A required parameter is absent."""
+        return missing(field)
+
+    def invalid(self, field: str) -> ApiError:
+        """A parameter has a bad value."""
+        return invalid(field)
+
+    def decimal(self, params: RequestParams, field: str) -> Decimal | None:
+        """An optional positive decimal parameter (the venue's error if malformed)."""
+        try:
+            return parse_decimal(params, field)
+        except ApiError:
+            raise self.invalid(field) from None
+
+    def create_error(self, side: Side) -> tuple[int, str, str]:
+        """Order parameters that do not fit the order type."""
+        name = "create_bid_error" if side is Side.BUY else "create_ask_error"
+        return 400, name, "주문 요청 정보가 올바르지 않습니다. 파라미터 값이 올바른지 확인해주세요."
+
+    def duplicate_error(self) -> tuple[int, str, str]:
+        """A client id used before (Upbit: ever, even by a failed order)."""
+        return 400, "duplicate_identifier", "identifier 값이 중복되었습니다."
+
+    def insufficient_error(self, side: Side, asset: str) -> tuple[int, str, str]:
+        """Not enough free balance."""
+        name = "insufficient_funds_bid" if side is Side.BUY else "insufficient_funds_ask"
+        return 400, name, f"주문가능한 금액({asset})이 부족합니다."
+
+    def rule_error(
+        self, side: Side, rule: RuleViolated, market: SpotMarket
+    ) -> tuple[int, str, str]:
+        """A broken trading rule (tick, minimum order value, volume precision)."""
+        suffix = "bid" if side is Side.BUY else "ask"
+        if rule in {RuleViolated.PRICE_TICK, RuleViolated.PRICE}:
+            return (
+                400,
+                f"invalid_price_{suffix}",
+                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+            )
+        if rule is RuleViolated.MIN_NOTIONAL:
+            return (
+                400,
+                f"under_min_total_{suffix}",
+                "최소주문금액 이상으로 주문해주세요. "
+                f"({decimal_string(market.min_notional)} {market.quote})",
+            )
+        if rule is RuleViolated.ORDER_SHAPE:
+            return self.create_error(side)
+        return 400, "validation_error", "volume does not have a valid value"
+
+    # ---- routes -----------------------------------------------------------------------------
+
+    def register_routes(self, app: Flask) -> None:
+        """Add Upbit's ``/v1`` routes."""
+        engine = self.state.engine
+        if self.serves_upbit_lists:
+            self.register_upbit_lists(app)
+
+        @app.get("/v1/market/all")
+        @self.public("market")
+        def market_all(params: RequestParams) -> ResponseReturnValue:
+            details = (params.get("isDetails") or params.get("is_details") or "").lower() == "true"
+            out = []
+            for m in self.markets.values():
+                row: dict[str, Any] = {
+                    "market": m.symbol,
+                    "korean_name": m.korean_name,
+                    "english_name": m.english_name,
+                }
+                if details:
+                    row["market_warning"] = "NONE"
+                    row["market_event"] = {
+                        "warning": False,
+                        "caution": {
+                            "PRICE_FLUCTUATIONS": False,
+                            "TRADING_VOLUME_SOARING": False,
+                            "DEPOSIT_AMOUNT_SOARING": False,
+                            "GLOBAL_PRICE_DIFFERENCES": False,
+                            "CONCENTRATION_OF_SMALL_ACCOUNTS": False,
+                        },
+                    }
+                out.append(row)
+            return jsonify(out)
+
+        def listed(symbols: Iterable[str]) -> list[SpotMarket]:
+            found = [self.markets.get(s.strip()) for s in symbols if s.strip()]
+            if not found or any(m is None for m in found):
+                raise ApiError(404, 404, "Code not found")
+            return found  # type: ignore[return-value]
+
+        @app.get("/v1/ticker")
+        @self.public("ticker")
+        def ticker(params: RequestParams) -> ResponseReturnValue:
+            names = [s for raw in params.getlist("markets") for s in raw.split(",")]
+            if not names:
+                raise self.missing("markets")
+            return jsonify([ticker_json(engine, m) for m in listed(names)])
+
+        @app.get("/v1/orderbook")
+        @self.public("orderbook")
+        def orderbook(params: RequestParams) -> ResponseReturnValue:
+            names = [s for raw in params.getlist("markets") for s in raw.split(",")]
+            if not names:
+                raise self.missing("markets")
+            size = self.state.options.get("orderbook_size")
+            return jsonify(
+                [
+                    orderbook_json(engine, m, size=Decimal(str(size)) if size else None)
+                    for m in listed(names)
+                ]
+            )
+
+        @app.get("/v1/accounts")
+        @self.private()
+        def accounts(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            view = engine.account(credential.account_id)
+            rows = [
+                account_json(b)
+                for asset, b in sorted(view.balances.items(), key=lambda kv: kv[0] != "KRW")
+                if b.total > 0 or asset == "KRW"
+            ]
+            return jsonify(rows)
+
+        @app.get("/v1/orders/chance")
+        @self.private()
+        def chance(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            market = self.market(params)
+            fee = decimal_string(self.fee_rate)
+            return jsonify(
+                {
+                    "bid_fee": fee,
+                    "ask_fee": fee,
+                    "maker_bid_fee": fee,
+                    "maker_ask_fee": fee,
+                    "market": {
+                        "id": market.symbol,
+                        "name": f"{market.base}/{market.quote}",
+                        "order_types": ["limit"],
+                        "ord_types": ["limit", "price", "market", "best"],
+                        "order_sides": ["ask", "bid"],
+                        "bid_types": [
+                            "best_fok",
+                            "best_ioc",
+                            "limit",
+                            "limit_fok",
+                            "limit_ioc",
+                            "price",
+                        ],
+                        "ask_types": [
+                            "best_fok",
+                            "best_ioc",
+                            "limit",
+                            "limit_fok",
+                            "limit_ioc",
+                            "market",
+                        ],
+                        "bid": {
+                            "currency": market.quote,
+                            "price_unit": None,
+                            "min_total": decimal_string(market.min_notional),
+                        },
+                        "ask": {
+                            "currency": market.base,
+                            "price_unit": None,
+                            "min_total": decimal_string(market.min_notional),
+                        },
+                        "max_total": decimal_string(market.max_notional),
+                        "state": "active",
+                    },
+                    "bid_account": account_json(
+                        engine.balance(credential.account_id, market.quote), market.quote
+                    ),
+                    "ask_account": account_json(
+                        engine.balance(credential.account_id, market.base), market.quote
+                    ),
+                }
+            )
+
+        @app.post("/v1/orders")
+        @self.private("order")
+        def create_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            order = self.place(credential, params, "ord_type")
+            return jsonify(self.accepted(order)), 201
+
+        @app.get("/v1/order")
+        @self.private()
+        def get_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            order = self.find_order(credential, params)
+            return jsonify(self.render(order, with_trades=True))
+
+        @app.delete("/v1/order")
+        @self.private()
+        def cancel_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            order = self.find_order(credential, params)
+            try:
+                engine.cancel_order(credential.account_id, order.order_no)
+            except (OrderNotOpen, OrderNotFound):
+                raise ApiError(*_NOT_FOUND) from None
+            # Upbit accepts the cancel and answers the order as it stood: still "wait".
+            return jsonify(self.render(order, state="wait"))
+
+        @app.get("/v1/orders")
+        @self.private()
+        def legacy_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            uuids = set(params.getlist("uuids"))
+            client_ids = set(params.getlist(f"{self.client_id_field}s"))
+            default = ["wait", "watch", "done", "cancel"] if (uuids or client_ids) else ["wait"]
+            states = self.states(
+                params, default=default, allowed={"wait", "watch", "done", "cancel"}
+            )
+            orders = [
+                o
+                for o in self.select(credential, params, states=states)
+                if (not uuids or o.order_no in uuids)
+                and (not client_ids or o.client_order_id in client_ids)
+            ]
+            return jsonify(self.page(orders, params, max_limit=100))
+
+    def register_upbit_lists(self, app: Flask) -> None:
+        """Add the routes only Upbit has: ``/v1/ticker/all``, ``/v1/orders/open|closed``."""
+        engine = self.state.engine
+
+        @app.get("/v1/ticker/all")
+        @self.public("ticker")
+        def ticker_all(params: RequestParams) -> ResponseReturnValue:
+            quotes = [q for raw in params.getlist("quote_currencies") for q in raw.split(",")]
+            if not quotes:
+                raise self.missing("quote_currencies")
+            return jsonify(
+                [ticker_json(engine, m) for m in self.markets.values() if m.quote in quotes]
+            )
+
+        @app.get("/v1/orders/open")
+        @self.private()
+        def open_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            states = self.states(params, default=["wait", "watch"], allowed={"wait", "watch"})
+            orders = self.select(credential, params, states=states)
+            return jsonify(self.page(orders, params, max_limit=100))
+
+        @app.get("/v1/orders/closed")
+        @self.private()
+        def closed_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            states = self.states(params, default=["done", "cancel"], allowed={"done", "cancel"})
+            end = parse_time(params.get("end_time"))
+            start = parse_time(params.get("start_time"))
+            if start is None and end is None:
+                end = self.state.clock.now()
+            if start is None:
+                start = end - timedelta(days=7)  # type: ignore[operator]
+            if end is None:
+                end = start + timedelta(days=7)
+            if end - start > timedelta(days=7):
+                raise ApiError(400, "validation_error", "조회 기간은 최대 7일입니다.")
+            # end_time is inclusive; the engine's bound is exclusive.
+            until = end + timedelta(microseconds=1)
+            orders = self.select(credential, params, states=states, since=start, until=until)
+            limit = self.limit(params, default=100, maximum=1000)
+            return jsonify(
+                [self.render(o) for o in orders_sorted(orders, params.get("order_by"))[:limit]]
+            )
+
+    # ---- list helpers -----------------------------------------------------------------------
+
+    def states(self, params: RequestParams, *, default: list[str], allowed: set[str]) -> list[str]:
+        """The ``state`` / ``states[]`` filter.
+
+        Raises:
+            ApiError: ``validation_error`` for a state the endpoint does not list.
+        """
+        wanted = params.getlist("states") or ([params.get("state")] if params.get("state") else [])
+        wanted = wanted or default
+        if any(s not in allowed for s in wanted):
+            raise self.invalid("state")
+        return wanted
+
+    def select(
+        self,
+        credential: Credential,
+        params: RequestParams,
+        *,
+        states: list[str],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Order]:
+        """The account's orders in ``market`` (optional) with a wanted state."""
+        symbol = params.get("market")
+        if symbol and symbol not in self.markets:
+            raise self.invalid("market")
+        orders = self.state.engine.orders(
+            credential.account_id, symbol=symbol or None, since=since, until=until
+        )
+        return [o for o in orders if order_state(o) in states]
+
+    def limit(self, params: RequestParams, *, default: int, maximum: int) -> int:
+        """The ``limit`` parameter, within bounds.
+
+        Raises:
+            ApiError: ``validation_error`` if it is not a whole number in ``1..maximum``.
+        """
+        raw = params.get("limit")
+        if raw is None:
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            raise self.invalid("limit")
+        return int(raw)
+
+    def page(
+        self, orders: list[Order], params: RequestParams, *, max_limit: int
+    ) -> list[dict[str, Any]]:
+        """Sort, then cut one ``page`` of ``limit`` orders (pages start at 1)."""
+        limit = self.limit(params, default=100, maximum=max_limit)
+        raw_page = params.get("page") or "1"
+        if not raw_page.isdigit() or int(raw_page) < 1:
+            raise self.invalid("page")
+        start = (int(raw_page) - 1) * limit
+        chosen = orders_sorted(orders, params.get("order_by"))[start : start + limit]
+        return [self.render(o) for o in chosen]
