@@ -34,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     _load_config(app, config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     _init_logging(app)
     _init_database(app)
     _init_security(app)

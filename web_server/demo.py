@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from web_server.extensions import db
 from web_server.models import Account
@@ -165,6 +166,7 @@ def run(app: Flask, *, host: str, port: int) -> None:
         "(`gateway tokens status`)."
     )
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        # Not app.run(): Flask ignores it inside a `flask`/`gateway` CLI command.
+        run_simple(host, port, app, threaded=True)
     finally:
         shutdown(app)

