@@ -40,6 +40,38 @@ _DATA_TABLES = (
 )
 
 
+# Secrets the tests hand to the gateway; nothing the gateway logged may contain one (DESIGN §8).
+SECRETS_IN_USE: set[str] = set()
+
+
+def remember_secret(value: str) -> str:
+    """Register a secret a test gives the gateway, so the log scan looks for it; return it."""
+    SECRETS_IN_USE.add(value)
+    return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    """Capture every log line of the session as the gateway emits it, then scan it for secrets."""
+    import io
+    import logging
+
+    from web_server.log import RedactingFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield
+    root.removeHandler(handler)
+    text = stream.getvalue()
+    leaked = [secret[:6] + "…" for secret in SECRETS_IN_USE if secret in text]
+    assert not leaked, f"secrets found in the logs: {leaked}"
+    assert len(text) > 0
+
+
 class PostgresServer:
     """A PostgreSQL server on which tests create and drop their own databases."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import run_cli
+from tests.conftest import remember_secret, run_cli
 from web_server.errors import BrokerRateLimited
 from web_server.extensions import db
 from web_server.models import Account, SecuritiesToken
@@ -70,7 +70,7 @@ def _key(length: int) -> str:
 
 def make_account(sim_url: str, exchange: str = "KIS", environment: str = "REAL") -> Account:
     """Create an account in the simulator and in the gateway; return the gateway's."""
-    app_key, secret = _key(36), _key(180)
+    app_key, secret = _key(36), remember_secret(_key(180))
     number = str(secrets.randbelow(90_000_000) + 10_000_000)
     body = {"app_key": app_key, "account_number": number, "cash": "10000000"}
     if exchange == "KIS":
