@@ -28,6 +28,7 @@ KIS_MASTER_DIR = SHARED_DIR / "data" / "kis_master"
 # Tables emptied after each test that uses ``clean_db``; the schema stays.
 _DATA_TABLES = (
     "trade.fills",
+    "api_keys",
     "trade.orders",
     "trade.order_intents",
     "trade.holdings",
@@ -222,3 +223,24 @@ def run_cli(application: Flask, *args: str, input: str | None = None) -> Any:
         return CliRunner().invoke(
             main, list(args), obj=ScriptInfo(create_app=lambda: application), input=input
         )
+
+
+@pytest.fixture
+def make_api_key(app: Flask, clean_db: None) -> Callable[..., dict[str, str]]:
+    """Create an API key; return the headers that present it."""
+    from web_server.extensions import db
+    from web_server.services.api_keys import create_api_key
+
+    def factory(*scopes: str, accounts: list[int] | None = None) -> dict[str, str]:
+        with app.app_context():
+            _, key = create_api_key("test", scopes or ("admin",), accounts)
+            db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return factory
+
+
+@pytest.fixture
+def api_headers(make_api_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Headers with an admin API key."""
+    return make_api_key("admin")

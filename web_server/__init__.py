@@ -38,9 +38,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_logging(app)
     _init_database(app)
     _init_security(app)
+    # Request ids first: every later hook (CSRF included) may fail a request, and its answer
+    # must carry the id.
+    _register_request_hooks(app)
     _init_extensions(app)
     _register_error_handlers(app)
-    _register_request_hooks(app)
     _register_blueprints(app)
     _register_cli(app)
     return app

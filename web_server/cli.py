@@ -136,6 +136,92 @@ def users_create(username: str, password_stdin: bool) -> None:
     click.echo(f"Created user {user.username} (id {user.id}).")
 
 
+# -- API keys ---------------------------------------------------------------------------------
+
+
+@main.group()
+def apikeys() -> None:
+    """API keys of the strategies (hashed; shown once)."""
+
+
+@apikeys.command("create")
+@click.option("--label", required=True, help="Who uses the key, e.g. 'momentum-v3 on host-a'.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["orders:write", "orders:read", "holdings:read", "accounts:read", "admin"]),
+)
+@click.option(
+    "--account",
+    "account_ids",
+    type=int,
+    multiple=True,
+    help="Accounts the key may touch (default: all).",
+)
+def apikeys_create(label: str, scopes: tuple[str, ...], account_ids: tuple[int, ...]) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    from web_server.extensions import db
+    from web_server.services.api_keys import create_api_key
+
+    try:
+        row, key = create_api_key(label, scopes, account_ids or None)
+        db.session.commit()
+    except GatewayError as exc:
+        db.session.rollback()
+        problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in (exc.errors or {}).items())
+        raise click.ClickException(f"{exc.detail} {problems}".strip()) from None
+    click.echo(
+        f"API key {row.id} ({row.label}): scopes {', '.join(row.scopes)}; "
+        f"accounts {', '.join(map(str, row.account_ids or [])) or 'all'}. "
+        "Store it now; it cannot be shown again:",
+        err=True,
+    )
+    click.echo(key)
+
+
+@apikeys.command("list")
+def apikeys_list() -> None:
+    """List the keys (prefix, label, scopes, accounts, last use); never the keys themselves."""
+    from sqlalchemy import select
+
+    from web_server.extensions import db
+    from web_server.models import ApiKey
+
+    click.echo("id\tprefix\tlabel\tscopes\taccounts\tlast_used_at\tstate")
+    for row in db.session.scalars(select(ApiKey).order_by(ApiKey.id)):
+        click.echo(
+            "\t".join(
+                str(v)
+                for v in (
+                    row.id,
+                    f"gw_{row.prefix}_…",
+                    row.label,
+                    ",".join(row.scopes),
+                    ",".join(map(str, row.account_ids or [])) or "all",
+                    row.last_used_at or "-",
+                    "revoked" if row.revoked_at else "active",
+                )
+            )
+        )
+
+
+@apikeys.command("revoke")
+@click.argument("key_id", type=int)
+def apikeys_revoke(key_id: int) -> None:
+    """Revoke a key; it stops working at once."""
+    from web_server.extensions import db
+    from web_server.services.api_keys import revoke_api_key
+
+    try:
+        revoke_api_key(key_id)
+        db.session.commit()
+    except GatewayError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"API key {key_id} revoked.")
+
+
 # -- tokens and the scheduler -------------------------------------------------------------------
 
 

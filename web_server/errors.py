@@ -336,7 +336,10 @@ def _render(status: int, code: str, title: str, detail: str, extra: dict[str, An
 def _handle_gateway_error(exc: GatewayError) -> Any:
     if exc.http_status >= 500:
         log.error("%s: %s", exc.code, exc.detail)
-    return _render(exc.http_status, exc.code, exc.title, exc.detail, exc.problem_fields())
+    response = _render(exc.http_status, exc.code, exc.title, exc.detail, exc.problem_fields())
+    if exc.http_status == 401 and isinstance(response, Response):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+    return response
 
 
 def _handle_http_exception(exc: HTTPException) -> Any:

@@ -35,17 +35,27 @@ def test_wrong_method_is_a_405_problem_with_allow(client):
     assert "GET" in response.headers["Allow"]
 
 
-def test_validation_failure_names_the_fields(client):
+def test_validation_failure_names_the_fields(client, api_headers):
     body = _assert_problem(
-        client.get("/api/v1/stocks?market=NASDAQ&limit=0"), 422, "validation_failed"
+        client.get("/api/v1/stocks?market=NASDAQ&limit=0", headers=api_headers),
+        422,
+        "validation_failed",
     )
     assert set(body["errors"]["query"]) == {"market", "limit"}
-    body = _assert_problem(client.get("/api/v1/stocks/ABC123"), 422, "validation_failed")
+    body = _assert_problem(
+        client.get("/api/v1/stocks/ABC123", headers=api_headers), 422, "validation_failed"
+    )
     assert "symbol" in body["errors"]
 
 
-def test_unknown_symbol_is_a_404_problem(client):
-    _assert_problem(client.get("/api/v1/stocks/005930"), 404, "not_found")
+def test_unknown_symbol_is_a_404_problem(client, api_headers):
+    _assert_problem(client.get("/api/v1/stocks/005930", headers=api_headers), 404, "not_found")
+
+
+def test_the_api_needs_a_key(client):
+    response = client.get("/api/v1/stocks/005930")
+    _assert_problem(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_unexpected_exception_is_a_generic_500_without_its_text(make_app, database_url, caplog):
@@ -94,7 +104,7 @@ def test_healthz_and_readyz(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["status"] == "ready"
-    assert ready.get_json()["schema_revision"] == ["0007"]
+    assert ready.get_json()["schema_revision"] == ["0008"]
 
 
 def test_readyz_reports_an_unmigrated_database(pg_server, make_app):

@@ -124,6 +124,7 @@ def test_every_revision_has_a_docstring_and_a_downgrade(app):
         "0005",
         "0006",
         "0007",
+        "0008",
     ]
     for revision in revisions:
         spec = importlib.util.spec_from_file_location("rev", revision.path)

@@ -230,13 +230,15 @@ def test_validator_serves_from_memory_and_hears_a_sync(app, synced, database_url
     assert cache.validate_tradable("005930").is_tradable
 
 
-def test_stocks_api(client, synced):
-    one = client.get("/api/v1/stocks/0001A0").get_json()
+def test_stocks_api(client, synced, api_headers):
+    one = client.get("/api/v1/stocks/0001A0", headers=api_headers).get_json()
     assert one["name"] == "덕양에너젠" and one["market"] == "KOSDAQ"
-    found = client.get("/api/v1/stocks?q=삼성전자").get_json()
+    found = client.get("/api/v1/stocks?q=삼성전자", headers=api_headers).get_json()
     assert "005930" in [s["symbol"] for s in found]
-    by_code = client.get("/api/v1/stocks?q=00593").get_json()
+    by_code = client.get("/api/v1/stocks?q=00593", headers=api_headers).get_json()
     assert by_code[0]["symbol"] == "005930"
-    kosdaq_untradable = client.get("/api/v1/stocks?market=KOSDAQ&tradable=false&limit=500")
+    kosdaq_untradable = client.get(
+        "/api/v1/stocks?market=KOSDAQ&tradable=false&limit=500", headers=api_headers
+    )
     rows = kosdaq_untradable.get_json()
     assert rows and all(r["market"] == "KOSDAQ" and not r["is_tradable"] for r in rows)

@@ -40,13 +40,18 @@ class Api(SmorestApi):
 
 def init_api(app: Flask) -> None:
     """Create the API and register its blueprints on ``app``."""
-    from web_server.api import stocks
+    from web_server.api import accounts, stocks
+    from web_server.extensions import csrf
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
     api.spec.components.security_scheme(
-        "bearer", {"type": "http", "scheme": "bearer", "description": "An API key"}
+        "bearer", {"type": "http", "scheme": "bearer", "description": "An API key (gw_…)"}
     )
-    for blueprint in (stocks.blp,):
+    api.spec.options["security"] = [{"bearer": []}]
+    for blueprint in (accounts.blp, stocks.blp):
+        # The API authenticates with a bearer key, never a cookie, so cross-site request forgery
+        # cannot ride on it: CSRF tokens are for the browser UI's forms.
+        csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
     app.extensions["gateway.api"] = api
 

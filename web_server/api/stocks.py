@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from web_server.api.auth import scoped
 from web_server.errors import ValidationFailed
 from web_server.models import Stock
 from web_server.models.market import SYMBOL_PATTERN
@@ -53,6 +54,7 @@ class StockSearchArgs(Schema):
 class StockList(MethodView):
     """Search the stocks master."""
 
+    @scoped(None)
     @blp.arguments(StockSearchArgs, location="query")
     @blp.response(200, StockSchema(many=True))
     def get(self, args: dict[str, Any]) -> Sequence[Stock]:
@@ -70,6 +72,7 @@ class StockList(MethodView):
 class StockItem(MethodView):
     """One stock."""
 
+    @scoped(None)
     @blp.response(200, StockSchema)
     @blp.alt_response(422, description="The symbol is not a KRX short code")
     def get(self, symbol: str) -> Stock:

@@ -7,6 +7,7 @@ from web_server.models.accounts import (
     Exchange,
     SecuritiesToken,
 )
+from web_server.models.api_keys import ApiKey
 from web_server.models.market import CryptoMarket, Stock
 from web_server.models.system import ProcessLock, TokenIssuanceWindow
 from web_server.models.trade import Fill, Holding, Order, OrderIntent, OrderStatus
@@ -14,6 +15,7 @@ from web_server.models.users import User
 
 __all__ = [
     "Account",
+    "ApiKey",
     "AccountType",
     "CryptoMarket",
     "Environment",

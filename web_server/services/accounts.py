@@ -127,6 +127,35 @@ def securities_config(account: Account) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def update_account(
+    account: Account,
+    *,
+    name: str | None = None,
+    is_active: bool | None = None,
+    **changes: Any,
+) -> None:
+    """Rename, (de)activate or repoint an account (``base_url`` may be set to None).
+
+    Raises:
+        Conflict: the new name is taken.
+    """
+    if name is not None and name != account.name:
+        taken = db.session.scalar(select(Account.id).where(Account.name == name))
+        if taken is not None:
+            raise Conflict(f"An account named {name!r} already exists.")
+        account.name = name
+    if is_active is not None:
+        account.is_active = is_active
+    if "base_url" in changes:
+        url = changes.pop("base_url")
+        account.base_url = url.rstrip("/") if url else None
+    if changes:
+        raise ValidationFailed(
+            "These fields cannot be changed.", errors={k: ["unknown field"] for k in changes}
+        )
+    db.session.flush()
+
+
 def replace_keys(account: Account, *, api_key: str, api_secret: str) -> None:
     """Store new keys; the token of the old keys is revoked at the broker and forgotten."""
     _revoke_token(account)

@@ -1,0 +1,221 @@
+"""``/api/v1/accounts`` with API keys and scopes, against the KIS and Upbit simulators."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+import pytest
+import requests
+
+from simulators.registry import create_simulator
+from simulators.server import serve_in_thread
+from tests.conftest import remember_secret, run_cli
+
+PROBLEM = "application/problem+json"
+
+
+def _key(length: int) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+@pytest.fixture
+def kis():
+    """A KIS simulator with one account; yields (url, app_key, app_secret, account_number)."""
+    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
+    app_key, secret = _key(36), remember_secret(_key(180))
+    requests.post(
+        f"{handle.url}/_sim/accounts",
+        json={
+            "app_key": app_key,
+            "app_secret": secret,
+            "account_number": "50123456",
+            "product_code": "01",
+            "cash": "5000000",
+            "positions": {"005930": 3},
+        },
+        timeout=5,
+    ).raise_for_status()
+    yield handle.url, app_key, secret
+    handle.stop()
+
+
+def _kis_body(url: str, app_key: str, secret: str, name: str = "kis-main") -> dict:
+    return {
+        "name": name,
+        "exchange": "KIS",
+        "environment": "REAL",
+        "api_key": app_key,
+        "api_secret": secret,
+        "base_url": url,
+        "securities_config": {
+            "account_number": "50123456",
+            "product_code": "01",
+            "cert_password": remember_secret("cert-pw-" + _key(8)),
+        },
+    }
+
+
+def _no_secret(response, *secrets_: str) -> None:
+    text = response.get_data(as_text=True)
+    for secret in secrets_:
+        assert secret not in text
+
+
+def test_create_and_read_an_account_without_its_secrets(client, api_headers, kis):
+    url, app_key, secret = kis
+    body = _kis_body(url, app_key, secret)
+    created = client.post("/api/v1/accounts", json=body, headers=api_headers)
+    assert created.status_code == 201, created.get_json()
+    account = created.get_json()
+    assert account["account_type"] == "SECURITIES_STOCK" and account["exchange"] == "KIS"
+    assert account["account_number"] == "50****56"
+    assert account["token"]["state"] == "missing"
+    assert "api_key" not in account and "api_secret" not in account
+    _no_secret(created, app_key, secret, body["securities_config"]["cert_password"], "50123456")
+
+    refreshed = client.post(f"/api/v1/accounts/{account['id']}/token/refresh", headers=api_headers)
+    assert refreshed.status_code == 200 and refreshed.get_json()["state"] == "valid"
+    listed = client.get("/api/v1/accounts", headers=api_headers)
+    assert listed.get_json()[0]["token"]["state"] == "valid"
+    _no_secret(listed, app_key, secret)
+
+    balances = client.get(f"/api/v1/accounts/{account['id']}/balances", headers=api_headers)
+    assert balances.status_code == 200
+    krw = balances.get_json()[0]
+    assert krw["currency"] == "KRW" and krw["total"] == "5000000"  # decimal strings
+    holdings = client.get(f"/api/v1/accounts/{account['id']}/holdings", headers=api_headers)
+    assert [(h["symbol"], h["quantity"]) for h in holdings.get_json()] == [("005930", "3")]
+
+
+def test_bad_input_is_a_422_and_writes_nothing(client, api_headers, kis):
+    url, app_key, secret = kis
+    body = _kis_body(url, app_key, secret)
+    body["exchange"] = "NYSE"
+    del body["securities_config"]["account_number"]
+    response = client.post("/api/v1/accounts", json=body, headers=api_headers)
+    assert response.status_code == 422 and response.mimetype == PROBLEM
+    problem = response.get_json()
+    assert problem["code"] == "validation_failed"
+    assert "exchange" in problem["errors"]["json"]
+    _no_secret(response, secret)
+    missing_config = _kis_body(url, app_key, secret)
+    del missing_config["securities_config"]
+    response = client.post("/api/v1/accounts", json=missing_config, headers=api_headers)
+    assert response.status_code == 422
+    assert "securities_config" in response.get_json()["errors"]
+    assert client.get("/api/v1/accounts", headers=api_headers).get_json() == []
+    client.post("/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers)
+    duplicate = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    )
+    assert duplicate.status_code == 409 and duplicate.get_json()["code"] == "conflict"
+
+
+def test_keys_scopes_and_account_restrictions(client, api_headers, make_api_key, kis):
+    url, app_key, secret = kis
+    first = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    ).get_json()
+    second = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret, "kis-2"), headers=api_headers
+    ).get_json()
+    assert client.get("/api/v1/accounts").status_code == 401
+    bogus = {"Authorization": "Bearer gw_aaaaaaaaaaaa_" + "x" * 43}
+    assert client.get("/api/v1/accounts", headers=bogus).status_code == 401
+    reader = make_api_key("accounts:read", accounts=[first["id"]])
+    assert [a["id"] for a in client.get("/api/v1/accounts", headers=reader).get_json()] == [
+        first["id"]
+    ]
+    other = client.get(f"/api/v1/accounts/{second['id']}", headers=reader)
+    assert other.status_code == 403 and other.get_json()["code"] == "forbidden"
+    create = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret, "x"), headers=reader
+    )
+    assert create.status_code == 403
+    holdings = client.get(f"/api/v1/accounts/{first['id']}/holdings", headers=reader)
+    assert holdings.status_code == 403
+
+
+def test_revoked_key_stops_working(app, client, kis):
+    result = run_cli(app, "apikeys", "create", "--label", "strategy-1", "--scope", "accounts:read")
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("gw_")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/accounts", headers=headers).status_code == 200
+    listing = run_cli(app, "apikeys", "list")
+    assert key not in listing.output and "strategy-1" in listing.output
+    key_id = listing.output.splitlines()[1].split("\t")[0]
+    assert run_cli(app, "apikeys", "revoke", key_id).exit_code == 0
+    assert client.get("/api/v1/accounts", headers=headers).status_code == 401
+
+
+def test_replacing_keys_revokes_the_token_and_delete_is_guarded(client, api_headers, kis, psql):
+    url, app_key, secret = kis
+    account = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    ).get_json()
+    client.post(f"/api/v1/accounts/{account['id']}/token/refresh", headers=api_headers)
+    half = client.patch(
+        f"/api/v1/accounts/{account['id']}", json={"api_key": "new"}, headers=api_headers
+    )
+    assert half.status_code == 422
+    patched = client.patch(
+        f"/api/v1/accounts/{account['id']}",
+        json={"api_key": app_key, "api_secret": secret, "name": "renamed"},
+        headers=api_headers,
+    )
+    assert patched.status_code == 200 and patched.get_json()["name"] == "renamed"
+    assert patched.get_json()["token"]["state"] == "missing"
+    revoked = requests.get(f"{url}/_sim/ledger", params={"kind": "token_revoked"}, timeout=5)
+    assert revoked.json()["count"] == 1
+
+    psql.execute(
+        "INSERT INTO market.stocks (symbol, name, market) VALUES ('005930', '삼성전자', 'KOSPI')"
+    )
+    psql.execute(
+        "INSERT INTO trade.holdings (account_id, symbol, quantity) VALUES (%s, '005930', 3)",
+        (account["id"],),
+    )
+    guarded = client.delete(f"/api/v1/accounts/{account['id']}", headers=api_headers)
+    assert guarded.status_code == 409
+    psql.execute("DELETE FROM trade.holdings")
+    deleted = client.delete(f"/api/v1/accounts/{account['id']}", headers=api_headers)
+    assert deleted.status_code == 204
+    assert client.get(f"/api/v1/accounts/{account['id']}", headers=api_headers).status_code == 404
+
+
+def test_crypto_account_balances(client, api_headers):
+    handle = serve_in_thread(create_simulator("upbit"))
+    try:
+        access, secret = _key(40), remember_secret(_key(40))
+        requests.post(
+            f"{handle.url}/_sim/accounts",
+            json={
+                "access_key": access,
+                "secret_key": secret,
+                "balances": {"KRW": "1000000", "BTC": "0.5"},
+            },
+            timeout=5,
+        ).raise_for_status()
+        account = client.post(
+            "/api/v1/accounts",
+            headers=api_headers,
+            json={
+                "name": "upbit-1",
+                "exchange": "UPBIT",
+                "api_key": access,
+                "api_secret": secret,
+                "base_url": handle.url,
+            },
+        ).get_json()
+        assert account["token"] is None and account["account_number"] is None
+        holdings = client.get(
+            f"/api/v1/accounts/{account['id']}/holdings", headers=api_headers
+        ).get_json()
+        assert {"asset": "BTC", "quantity": "0.5"}.items() <= {
+            k: v for h in holdings if h["asset"] == "BTC" for k, v in h.items()
+        }.items()
+    finally:
+        handle.stop()

@@ -1,0 +1,41 @@
+"""API authentication: a Bearer API key with scopes, checked once per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from web_server.models import ApiKey
+from web_server.services import api_keys
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_key() -> ApiKey:
+    """Return the API key of this request (set by ``scoped``)."""
+    return g.api_key  # type: ignore[no-any-return]
+
+
+def scoped(scope: str | None) -> Callable[[F], F]:
+    """Require an API key with ``scope`` (or ``admin``; ``None``: any valid key) on a view.
+
+    Raises:
+        Unauthorized: no valid key (401).
+        Forbidden: the key lacks the scope (403).
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = api_keys.authenticate(request.headers.get("Authorization"))
+            if scope is not None:
+                api_keys.require(key, scope)
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
