@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, urlencode
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError
@@ -51,6 +52,7 @@ __all__ = [
     "SubstringRule",
     "backoff_delay",
     "call_with_retry",
+    "encode_query",
     "parse_retry_after",
 ]
 
@@ -237,6 +239,17 @@ class PreparedCall:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str | None = None
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """Return ``params`` as a query string, in the given order, RFC 3986 percent-encoded.
+
+    The same string is sent and signed (Binance's HMAC, Upbit's and Bithumb's ``query_hash``),
+    so the signature covers exactly what the exchange reads. Values the gateway sends (market
+    ids, decimals, uuids, client ids of ``[A-Za-z0-9_-]``) need no escaping, so this also equals
+    the unquoted form Upbit's own samples hash.
+    """
+    return urlencode(list(params.items()), quote_via=quote, safe="")
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -16,9 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
 
-from crypto_exchanges._http import ExchangeClient, PreparedCall
+from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
 from crypto_exchanges._jwt import encode_hs_jwt, query_hash
 from crypto_exchanges._rules import format_decimal
 from web_server.brokers import (
@@ -52,16 +51,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------
 # Signing
 # ------------------------------------------------------------------------------------------------
-
-
-def encode_query(params: Mapping[str, str]) -> str:
-    """Return ``params`` as a query string, in the given order, RFC 3986 percent-encoded.
-
-    The same string is sent and hashed, so the signature covers exactly what the exchange reads.
-    Values the gateway sends (market ids, decimals, uuids, client ids of ``[A-Za-z0-9_-]``) need no
-    escaping, so this also equals the unquoted form Upbit's own samples hash.
-    """
-    return urlencode(list(params.items()), quote_via=quote, safe="")
 
 
 def jwt_payload(

@@ -17,17 +17,28 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import requests
 import urllib3.exceptions
 
-from web_server.errors import BrokerError, BrokerTimeout, BrokerUnavailable, OrderStateUnknown
+from web_server.brokers import Credentials, TokenProvider
+from web_server.errors import (
+    BrokerAuthFailed,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerTimeout,
+    BrokerUnavailable,
+    ConfigError,
+    OrderStateUnknown,
+)
 
 __all__ = [
     "KST",
+    "TokenClient",
     "decode_json",
     "from_kst",
     "kst_date",
@@ -39,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Korea Standard Time. Korea has no daylight saving time, so a fixed offset is exact and needs no
 #: tz database on the host.
@@ -204,3 +217,97 @@ def with_retry_after(error: BrokerError, seconds: float | None) -> BrokerError:
     if seconds is not None and error.retry_after is None:
         error.retry_after = seconds
     return error
+
+
+class TokenClient:
+    """What the KIS and Kiwoom clients share: construction and the token/retry call loop.
+
+    Both brokers authenticate every account call with a bearer token from the TokenProvider and
+    follow one policy (DESIGN §6, STYLE H8), kept here so that it cannot drift between them:
+
+    * a refused token is re-issued *once* and the request resent, reads and writes alike (both
+      brokers check the token before anything reaches the order system);
+    * a read gets one more attempt after a short jittered backoff on ``BrokerUnavailable``,
+      unless the broker asked for a wait longer than one call should block;
+    * a write is never resent for any other reason.
+
+    Subclasses send one request (their envelope and headers) and say which refusals are token
+    refusals (:meth:`_token_refused`).
+
+    Args:
+        credentials: the account's app key and secret (and, for KIS, account number).
+        base_url: the broker host or a simulator.
+        session: the injected pooled session.
+        token_provider: gives the access token; required for every account call.
+        timeout: seconds for connect and for each read.
+        sleep: how to wait between read attempts (tests pin it).
+    """
+
+    #: The broker as people write it, for log lines and messages (``"KIS"``, ``"Kiwoom"``).
+    label: ClassVar[str]
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str,
+        session: requests.Session,
+        token_provider: TokenProvider | None,
+        timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._base_url = base_url.rstrip("/")
+        self._session = session
+        self._tokens = token_provider
+        self._timeout = timeout
+        self._sleep = sleep
+
+    def _token_refused(self, exc: BrokerAuthFailed) -> bool:
+        """Tell whether ``exc`` refused the token itself (a fresh token may work)."""
+        raise NotImplementedError
+
+    def _with_token(self, tr: str, send_once: Callable[[str], T], *, is_write: bool) -> T:
+        """Call ``send_once(token)`` under the re-issue and read-retry policy above.
+
+        Args:
+            tr: the TR id, for log lines.
+            send_once: sends the request once with the given token and returns the answer.
+            is_write: whether the request places, amends or cancels an order.
+
+        Raises:
+            ConfigError: the client has no token provider.
+            BrokerError: what ``send_once`` raised once the policy gave up.
+        """
+        if self._tokens is None:
+            raise ConfigError(f"the {self.label} adapter needs a token_provider for account calls")
+        # Log under the broker's client module, as each client did before sharing this loop.
+        logger = logging.getLogger(type(self).__module__)
+        token = self._tokens.get()
+        reissued = False
+        attempt = 0
+        while True:
+            try:
+                return send_once(token)
+            except BrokerAuthFailed as exc:
+                if reissued or not self._token_refused(exc):
+                    raise
+                reissued = True
+                logger.info(
+                    "%s %s: token refused (%s); re-issuing once", self.label, tr, exc.broker_code
+                )
+                token = self._tokens.invalidate(token)
+            except BrokerUnavailable as exc:
+                # Only reads come here for a second try; a write's lost answer is
+                # OrderStateUnknown, which is not a BrokerUnavailable, and a write's refusal is
+                # not retried.
+                if is_write or attempt >= 1:
+                    raise
+                if isinstance(exc, BrokerRateLimited) and (exc.retry_after or 0) > 2:
+                    raise
+                delay = retry_delay(attempt, exc.retry_after)
+                attempt += 1
+                logger.info(
+                    "%s %s: %s; retrying the read in %.2fs", self.label, tr, exc.code, delay
+                )
+                self._sleep(delay)

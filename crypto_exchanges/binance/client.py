@@ -13,9 +13,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from crypto_exchanges._http import ExchangeClient, PreparedCall
+from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
 from crypto_exchanges.binance.errors import BINANCE_ERRORS
 
 __all__ = ["RECV_WINDOW_MS", "BinanceClient", "sign"]
@@ -27,10 +26,6 @@ RECV_WINDOW_MS = 5000
 def sign(secret: str, payload: str) -> str:
     """Return the hex HMAC-SHA256 of ``payload`` (query string + body) under ``secret``."""
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def _encode(params: Mapping[str, str]) -> str:
-    return urlencode(list(params.items()), quote_via=quote, safe="")
 
 
 class BinanceClient(ExchangeClient):
@@ -56,7 +51,7 @@ class BinanceClient(ExchangeClient):
             fields["recvWindow"] = str(RECV_WINDOW_MS)
             fields["timestamp"] = str(self._now_ms())
             headers["X-MBX-APIKEY"] = self._credentials.api_key
-        encoded = _encode(fields)
+        encoded = encode_query(fields)
         if signed:
             encoded = f"{encoded}&signature={sign(self._credentials.api_secret, encoded)}"
         url = self.base_url + path

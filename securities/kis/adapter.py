@@ -11,15 +11,13 @@ type, price and time (DESIGN §4, STYLE H8).
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import requests
-
 from securities._http import kst_date
+from securities.common import SecuritiesAdapterBase, first_match
 from securities.kis import mapping
 from securities.kis.client import KisClient
 from securities.kis.errors import BROKER
@@ -27,16 +25,12 @@ from web_server.brokers import (
     Balance,
     BrokerOrder,
     Capabilities,
-    Clock,
-    Credentials,
     IssuedToken,
     OrderRequest,
     OrderStatus,
     OrderType,
     Position,
     Side,
-    TokenProvider,
-    utc_now,
 )
 from web_server.errors import BadRequest, OrderNotFound
 
@@ -64,7 +58,7 @@ LOOKBACK_DAYS = 7
 CLOCK_SKEW = dt.timedelta(seconds=60)
 
 
-class KisAdapter:
+class KisAdapter(SecuritiesAdapterBase):
     """KIS domestic stock trading for one account.
 
     Args:
@@ -84,28 +78,13 @@ class KisAdapter:
         client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
     )
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str,
-        session: requests.Session,
-        token_provider: TokenProvider | None = None,
-        clock: Clock = utc_now,
-        timeout: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._credentials = credentials
-        self._clock = clock
-        self._paper = credentials.is_paper
-        self._client = KisClient(
-            credentials,
-            base_url=base_url,
-            session=session,
-            token_provider=token_provider,
-            timeout=timeout,
-            sleep=sleep,
-        )
+    client_class = KisClient
+    _client: KisClient
+
+    @property
+    def _paper(self) -> bool:
+        # KIS sends paper-trading orders under other TR ids (mapping.tr_id).
+        return self._credentials.is_paper
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -306,15 +285,8 @@ class KisAdapter:
         """
         low = since - CLOCK_SKEW
         high = (until or self._clock()) + CLOCK_SKEW
-        excluded = {str(x).lstrip("0") for x in exclude}
-        for order in self._history(kst_date(low), kst_date(high)):
-            if order.broker_order_id.lstrip("0") in excluded:
-                continue
-            if order.created_at is not None and not low <= order.created_at <= high:
-                continue
-            if _matches(order, request):
-                return order
-        return None
+        history = self._history(kst_date(low), kst_date(high))
+        return first_match(history, request, low=low, high=high, exclude=exclude)
 
     # -- account -----------------------------------------------------------------------------
 
@@ -408,13 +380,3 @@ class KisAdapter:
             output = page.body.get("output1") or []
             rows.extend(dict(r) for r in output if isinstance(r, dict))
         return mapping.parse_ccld_rows(rows)
-
-
-def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
-    if order.symbol != request.symbol or order.side is not request.side:
-        return False
-    if order.order_type is not request.order_type or order.quantity != request.quantity:
-        return False
-    if request.order_type is OrderType.LIMIT:
-        return order.limit_price is not None and order.limit_price == request.limit_price
-    return True

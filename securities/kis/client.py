@@ -5,7 +5,8 @@ Every ``/uapi`` call carries ``authorization: Bearer``, ``appkey``, ``appsecret`
 ``{"rt_cd", "msg_cd", "msg1", …}``: ``rt_cd "0"`` is success, anything else goes through
 :data:`securities.kis.errors.KIS_ERRORS`.
 
-Retry and re-issue policy (DESIGN §6, STYLE H8), all in :meth:`KisClient._call`:
+Retry and re-issue policy (DESIGN §6, STYLE H8), in
+:meth:`securities._http.TokenClient._with_token`:
 
 * **Token refused** (EGW00121/00122/00123): ask the TokenProvider for a fresh token *once*
   (``invalidate``) and resend, reads and order POSTs alike. For an order this is safe because the
@@ -22,23 +23,15 @@ Retry and re-issue policy (DESIGN §6, STYLE H8), all in :meth:`KisClient._call`
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from securities._http import decode_json, retry_after_header, retry_delay, send, with_retry_after
+from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
 from securities.kis.errors import BROKER, KIS_ERRORS
-from web_server.brokers import Credentials, TokenProvider
-from web_server.errors import (
-    BrokerAuthFailed,
-    BrokerError,
-    BrokerRateLimited,
-    BrokerUnavailable,
-    ConfigError,
-)
+from web_server.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 
 __all__ = ["KisClient", "KisResponse"]
 
@@ -70,7 +63,7 @@ class KisResponse:
         return bool(cursor)
 
 
-class KisClient:
+class KisClient(TokenClient):
     """KIS HTTP client for one account.
 
     Args:
@@ -82,22 +75,7 @@ class KisClient:
         sleep: how to wait between read attempts (tests pin it).
     """
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str,
-        session: requests.Session,
-        token_provider: TokenProvider | None,
-        timeout: float,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._credentials = credentials
-        self._base_url = base_url.rstrip("/")
-        self._session = session
-        self._tokens = token_provider
-        self._timeout = timeout
-        self._sleep = sleep
+    label = "KIS"
 
     # -- OAuth (no bearer token) -------------------------------------------------------------
 
@@ -258,40 +236,20 @@ class KisClient:
         tr_cont: str = "",
         is_write: bool = False,
     ) -> KisResponse:
-        if self._tokens is None:
-            raise ConfigError("the KIS adapter needs a token_provider for account calls")
-        token = self._tokens.get()
-        reissued = False
-        attempt = 0
-        while True:
-            try:
-                return self._send_once(
-                    method,
-                    path,
-                    tr_id,
-                    token,
-                    params=params,
-                    body=body,
-                    tr_cont=tr_cont,
-                    is_write=is_write,
-                )
-            except BrokerAuthFailed as exc:
-                if reissued or not _token_refused(exc):
-                    raise
-                reissued = True
-                log.info("KIS %s: token refused (%s); re-issuing once", tr_id, exc.broker_code)
-                token = self._tokens.invalidate(token)
-            except BrokerUnavailable as exc:
-                # Only reads come here for a second try; writes never (a write's lost answer is
-                # OrderStateUnknown, which is not a BrokerUnavailable).
-                if is_write or attempt >= 1:
-                    raise
-                if isinstance(exc, BrokerRateLimited) and (exc.retry_after or 0) > 2:
-                    raise
-                delay = retry_delay(attempt, exc.retry_after)
-                attempt += 1
-                log.info("KIS %s: %s; retrying the read in %.2fs", tr_id, exc.code, delay)
-                self._sleep(delay)
+        return self._with_token(
+            tr_id,
+            lambda token: self._send_once(
+                method,
+                path,
+                tr_id,
+                token,
+                params=params,
+                body=body,
+                tr_cont=tr_cont,
+                is_write=is_write,
+            ),
+            is_write=is_write,
+        )
 
     def _send_once(
         self,
@@ -353,6 +311,5 @@ class KisClient:
             )
         return with_retry_after(error, retry_after_header(response))
 
-
-def _token_refused(exc: BrokerAuthFailed) -> bool:
-    return KIS_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected
+    def _token_refused(self, exc: BrokerAuthFailed) -> bool:
+        return KIS_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected

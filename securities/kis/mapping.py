@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from securities._http import from_kst, kst_date, parse_decimal
+from securities.common import oldest_first, order_number_key, same_order_number
 from web_server.brokers import (
     Balance,
     BrokerOrder,
@@ -238,10 +239,6 @@ def _is_cancel_row(row: Mapping[str, Any]) -> bool:
     return "취소" in names
 
 
-def _norm_odno(value: Any) -> str:
-    return str(value or "").strip().lstrip("0")
-
-
 # {"ord_dt": "20250204", "ord_gno_brno": "06590", "odno": "0000006555", "orgn_odno": "",
 #  "ord_dvsn_name": "지정가", "sll_buy_dvsn_cd": "02", "sll_buy_dvsn_cd_name": "현금매수",
 #  "pdno": "005930", "prdt_name": "삼성전자", "ord_qty": "10", "ord_unpr": "70000",
@@ -259,21 +256,18 @@ def parse_ccld_rows(rows: Iterable[Mapping[str, Any]]) -> list[BrokerOrder]:
     cancels: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
         if _is_cancel_row(row):
-            key = (str(row.get("ord_dt") or ""), _norm_odno(row.get("orgn_odno")))
+            key = (str(row.get("ord_dt") or ""), order_number_key(row.get("orgn_odno")))
             cancels.setdefault(key, []).append(row)
     orders: list[BrokerOrder] = []
     for row in rows:
         if _is_cancel_row(row):
             continue
         order = _parse_ccld_row(
-            row, cancels.get((str(row.get("ord_dt") or ""), _norm_odno(row.get("odno"))), [])
+            row, cancels.get((str(row.get("ord_dt") or ""), order_number_key(row.get("odno"))), [])
         )
         if order is not None:
             orders.append(order)
-    orders.sort(
-        key=lambda o: (o.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), o.broker_order_id)
-    )
-    return orders
+    return oldest_first(orders)
 
 
 def _parse_ccld_row(
@@ -322,11 +316,6 @@ def _parse_ccld_row(
         updated_at=created,
         raw=raw,
     )
-
-
-def same_order_number(a: str, b: str) -> bool:
-    """Compare KIS order numbers, which paper trading sometimes sends without zero padding."""
-    return _norm_odno(a) == _norm_odno(b)
 
 
 # {"pdno": "005930", "prdt_name": "삼성전자", "trad_dvsn_name": "현금", "hldg_qty": "10",

@@ -10,15 +10,13 @@ on symbol, side, quantity, type, price and time (DESIGN §4, STYLE H8).
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import requests
-
 from securities._http import kst_date
+from securities.common import SecuritiesAdapterBase, first_match
 from securities.kiwoom import mapping
 from securities.kiwoom.client import KiwoomClient
 from securities.kiwoom.errors import BROKER
@@ -26,16 +24,12 @@ from web_server.brokers import (
     Balance,
     BrokerOrder,
     Capabilities,
-    Clock,
-    Credentials,
     IssuedToken,
     OrderRequest,
     OrderStatus,
     OrderType,
     Position,
     Side,
-    TokenProvider,
-    utc_now,
 )
 from web_server.errors import BadRequest, OrderNotFound
 
@@ -58,7 +52,7 @@ LOOKBACK_DAYS = 7
 CLOCK_SKEW = dt.timedelta(seconds=60)
 
 
-class KiwoomAdapter:
+class KiwoomAdapter(SecuritiesAdapterBase):
     """Kiwoom domestic stock trading for one account.
 
     Args:
@@ -78,27 +72,8 @@ class KiwoomAdapter:
         client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
     )
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str,
-        session: requests.Session,
-        token_provider: TokenProvider | None = None,
-        clock: Clock = utc_now,
-        timeout: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._credentials = credentials
-        self._clock = clock
-        self._client = KiwoomClient(
-            credentials,
-            base_url=base_url,
-            session=session,
-            token_provider=token_provider,
-            timeout=timeout,
-            sleep=sleep,
-        )
+    client_class = KiwoomClient
+    _client: KiwoomClient
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -250,11 +225,7 @@ class KiwoomAdapter:
         Raises:
             BrokerError: any failure.
         """
-        orders: list[BrokerOrder] = []
-        day, today = kst_date(since), kst_date(self._clock())
-        while day <= today:
-            orders.extend(self._day(day))
-            day += dt.timedelta(days=1)
+        orders = self._days(kst_date(since), kst_date(self._clock()))
         return [o for o in orders if o.created_at is None or o.created_at >= since]
 
     def find_order(
@@ -280,18 +251,8 @@ class KiwoomAdapter:
         """
         low = since - CLOCK_SKEW
         high = (until or self._clock()) + CLOCK_SKEW
-        excluded = {str(x).lstrip("0") for x in exclude}
-        day, last = kst_date(low), kst_date(high)
-        while day <= last:
-            for order in self._day(day, symbol=request.symbol):
-                if order.broker_order_id.lstrip("0") in excluded:
-                    continue
-                if order.created_at is not None and not low <= order.created_at <= high:
-                    continue
-                if _matches(order, request):
-                    return order
-            day += dt.timedelta(days=1)
-        return None
+        history = self._days(kst_date(low), kst_date(high), symbol=request.symbol)
+        return first_match(history, request, low=low, high=high, exclude=exclude)
 
     # -- account -----------------------------------------------------------------------------
 
@@ -322,6 +283,18 @@ class KiwoomAdapter:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _days(
+        self, first: dt.date, last: dt.date, *, symbol: str | None = None
+    ) -> Iterator[BrokerOrder]:
+        """Yield the orders of each KST day from ``first`` to ``last``, reading a day when needed.
+
+        Lazy, so that ``find_order`` stops reading history at its first match.
+        """
+        day = first
+        while day <= last:
+            yield from self._day(day, symbol=symbol)
+            day += dt.timedelta(days=1)
+
     def _day(self, day: dt.date, *, symbol: str | None = None) -> list[BrokerOrder]:
         """Read one KST day of ``kt00007`` (all pages, order of placement) and map it."""
         body = {
@@ -341,13 +314,3 @@ class KiwoomAdapter:
                 if isinstance(r, dict)
             )
         return mapping.parse_history_rows(rows, day)
-
-
-def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
-    if order.symbol != request.symbol or order.side is not request.side:
-        return False
-    if order.order_type is not request.order_type or order.quantity != request.quantity:
-        return False
-    if request.order_type is OrderType.LIMIT:
-        return order.limit_price is not None and order.limit_price == request.limit_price
-    return True

@@ -6,8 +6,8 @@ carries ``return_code`` (0 = success) and ``return_msg``; errors go through
 :data:`securities.kiwoom.errors.KIWOOM_ERRORS`.
 
 Since every call is a POST, whether a call may be repeated is declared per TR in
-:data:`READ_TRS` (inquiries) and :data:`WRITE_TRS` (orders). Retry and re-issue policy, all in
-:meth:`KiwoomClient._call`:
+:data:`READ_TRS` (inquiries) and :data:`WRITE_TRS` (orders). Retry and re-issue policy, in
+:meth:`securities._http.TokenClient._with_token`:
 
 * **Token refused** (8005 or 8003, whether in ``return_code`` or embedded in ``return_msg``, or
   HTTP 401): ask the TokenProvider for a fresh token *once* and resend, reads and orders alike.
@@ -22,23 +22,15 @@ Since every call is a POST, whether a call may be repeated is declared per TR in
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from securities._http import decode_json, retry_after_header, retry_delay, send, with_retry_after
+from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
 from securities.kiwoom.errors import BROKER, KIWOOM_ERRORS, extract_code
-from web_server.brokers import Credentials, TokenProvider
-from web_server.errors import (
-    BrokerAuthFailed,
-    BrokerError,
-    BrokerRateLimited,
-    BrokerUnavailable,
-    ConfigError,
-)
+from web_server.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 
 __all__ = ["READ_TRS", "WRITE_TRS", "KiwoomClient", "KiwoomResponse"]
 
@@ -69,7 +61,7 @@ class KiwoomResponse:
         return self.cont_yn == "Y" and bool(self.next_key)
 
 
-class KiwoomClient:
+class KiwoomClient(TokenClient):
     """Kiwoom HTTP client for one account.
 
     Args:
@@ -81,22 +73,7 @@ class KiwoomClient:
         sleep: how to wait between read attempts (tests pin it).
     """
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str,
-        session: requests.Session,
-        token_provider: TokenProvider | None,
-        timeout: float,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._credentials = credentials
-        self._base_url = base_url.rstrip("/")
-        self._session = session
-        self._tokens = token_provider
-        self._timeout = timeout
-        self._sleep = sleep
+    label = "Kiwoom"
 
     # -- OAuth -------------------------------------------------------------------------------
 
@@ -202,33 +179,13 @@ class KiwoomClient:
         next_key: str,
         is_write: bool,
     ) -> KiwoomResponse:
-        if self._tokens is None:
-            raise ConfigError("the Kiwoom adapter needs a token_provider for account calls")
-        token = self._tokens.get()
-        reissued = False
-        attempt = 0
-        while True:
-            try:
-                return self._send_once(
-                    path, api_id, body, token, cont_yn=cont_yn, next_key=next_key, is_write=is_write
-                )
-            except BrokerAuthFailed as exc:
-                if reissued or not _token_refused(exc):
-                    raise
-                reissued = True
-                log.info("Kiwoom %s: token refused (%s); re-issuing once", api_id, exc.broker_code)
-                token = self._tokens.invalidate(token)
-            except BrokerUnavailable as exc:
-                # Only read TRs get a second try; a write's lost answer is OrderStateUnknown,
-                # which is not a BrokerUnavailable, and a write's refusal is not retried.
-                if is_write or attempt >= 1:
-                    raise
-                if isinstance(exc, BrokerRateLimited) and (exc.retry_after or 0) > 2:
-                    raise
-                delay = retry_delay(attempt, exc.retry_after)
-                attempt += 1
-                log.info("Kiwoom %s: %s; retrying the read in %.2fs", api_id, exc.code, delay)
-                self._sleep(delay)
+        return self._with_token(
+            api_id,
+            lambda token: self._send_once(
+                path, api_id, body, token, cont_yn=cont_yn, next_key=next_key, is_write=is_write
+            ),
+            is_write=is_write,
+        )
 
     def _send_once(
         self,
@@ -296,6 +253,11 @@ class KiwoomClient:
             )
         return with_retry_after(error, retry_after_header(response))
 
+    def _token_refused(self, exc: BrokerAuthFailed) -> bool:
+        if exc.broker_code == "401":
+            return True
+        return KIWOOM_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected
+
 
 def _return_code(data: Mapping[str, Any]) -> int | None:
     value = data.get("return_code")
@@ -305,9 +267,3 @@ def _return_code(data: Mapping[str, Any]) -> int | None:
         return int(str(value).strip())
     except ValueError:
         return None
-
-
-def _token_refused(exc: BrokerAuthFailed) -> bool:
-    if exc.broker_code == "401":
-        return True
-    return KIWOOM_ERRORS.rule(exc.broker_code, exc.broker_message).token_rejected

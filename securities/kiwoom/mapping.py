@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from securities._http import from_kst, parse_decimal
+from securities.common import oldest_first, order_number_key, same_order_number
 from web_server.brokers import (
     Balance,
     BrokerOrder,
@@ -165,15 +166,6 @@ def plain_symbol(code: Any) -> str:
     return text.split("_", 1)[0]
 
 
-def _norm_no(value: Any) -> str:
-    return str(value or "").strip().lstrip("0")
-
-
-def same_order_number(a: str, b: str) -> bool:
-    """Compare order numbers regardless of zero padding (``"00024"`` vs ``"0000024"``)."""
-    return _norm_no(a) == _norm_no(b)
-
-
 def _zero(value: Any) -> Decimal:
     return abs(parse_decimal(value) or Decimal(0))
 
@@ -184,8 +176,8 @@ def _is_cancel_row(row: Mapping[str, Any]) -> bool:
     ``io_tp_nm`` names the row's kind ("현금매수취소"); ``mdfy_cncl`` does not, since an amended
     order that was later cancelled also says "취소" there. It is only the fallback.
     """
-    original = _norm_no(row.get("ori_ord") or row.get("orig_ord_no"))
-    if not original or original == _norm_no(row.get("ord_no")):
+    original = order_number_key(row.get("ori_ord") or row.get("orig_ord_no"))
+    if not original or original == order_number_key(row.get("ord_no")):
         return False
     kind = str(row.get("io_tp_nm") or "").strip()
     if kind:
@@ -220,18 +212,15 @@ def parse_history_rows(rows: Iterable[Mapping[str, Any]], day: dt.date) -> list[
     cancels: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         if _is_cancel_row(row):
-            cancels.setdefault(_norm_no(row.get("ori_ord") or row.get("orig_ord_no")), []).append(
-                row
-            )
+            cancels.setdefault(
+                order_number_key(row.get("ori_ord") or row.get("orig_ord_no")), []
+            ).append(row)
     orders = [
-        _parse_history_row(row, day, cancels.get(_norm_no(row.get("ord_no")), []))
+        _parse_history_row(row, day, cancels.get(order_number_key(row.get("ord_no")), []))
         for row in rows
         if not _is_cancel_row(row) and str(row.get("ord_no") or "").strip()
     ]
-    orders.sort(
-        key=lambda o: (o.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), o.broker_order_id)
-    )
-    return orders
+    return oldest_first(orders)
 
 
 def _parse_history_row(
