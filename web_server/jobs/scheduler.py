@@ -96,6 +96,19 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
         next_run_time=now + dt.timedelta(seconds=1),
     )
     from web_server.services.crypto_markets import sync_all_markets
+    from web_server.services.orders import poll_open_orders, reconcile_orders
+
+    for job_id, job in (("orders_reconcile", reconcile_orders), ("orders_poll", poll_open_orders)):
+        scheduler.add_job(
+            leader_only(app, leader, job),
+            "interval",
+            seconds=app.config["ORDERS_POLL_INTERVAL_SECONDS"],
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
 
     scheduler.add_job(
         leader_only(app, leader, sync_all_markets),

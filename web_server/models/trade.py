@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from web_server.database import Base
 from web_server.models.market import stock_symbol_fk
@@ -122,6 +122,8 @@ class Order(Base):
     submitted_ts: Mapped[dt.datetime | None]
     created_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+    intent: Mapped[OrderIntent] = relationship()
 
 
 class Fill(Base):

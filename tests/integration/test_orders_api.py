@@ -1,0 +1,292 @@
+"""Orders through ``/api/v1/orders``: idempotent, validated, never lost, never sent twice.
+
+The simulators' ledgers are the ground truth: every test counts what the broker saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+from decimal import Decimal
+
+import pytest
+import requests
+
+from simulators.registry import create_simulator
+from simulators.server import serve_in_thread
+from tests.conftest import remember_secret
+from web_server.extensions import db
+from web_server.services.crypto_markets import sync_all_markets
+from web_server.services.orders import poll_open_orders, reconcile_orders
+from web_server.services.stocks_sync import run_sync
+
+
+def _key(length: int) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+class Venue:
+    """A simulator with an account in it and in the gateway."""
+
+    def __init__(self, url: str, account_id: int, handle) -> None:
+        self.url = url
+        self.account_id = account_id
+        self.handle = handle
+
+    def price(self, symbol: str) -> Decimal:
+        prices = requests.get(f"{self.url}/_sim/prices", params={"symbol": symbol}, timeout=5)
+        return Decimal(prices.json()["prices"][symbol])
+
+    def placed(self) -> list[dict]:
+        ledger = requests.get(f"{self.url}/_sim/ledger", params={"kind": "order_placed"}, timeout=5)
+        return ledger.json()["entries"]
+
+    def fault(self, **fault) -> None:
+        requests.post(f"{self.url}/_sim/faults", json=fault, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def kis(app, client, api_headers, database_url):
+    """A KIS simulator, its stocks master synced, and an account with cash and shares."""
+    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
+    app_key, secret = _key(36), remember_secret(_key(180))
+    requests.post(
+        f"{handle.url}/_sim/accounts",
+        json={
+            "app_key": app_key,
+            "app_secret": secret,
+            "account_number": "50123456",
+            "product_code": "01",
+            "cash": "100000000",
+            "positions": {"005930": 10},
+        },
+        timeout=5,
+    ).raise_for_status()
+    run_sync(database_url, f"{handle.url}/common/master")
+    app.extensions["gateway.symbols"].invalidate()
+    account = client.post(
+        "/api/v1/accounts",
+        headers=api_headers,
+        json={
+            "name": "kis",
+            "exchange": "KIS",
+            "api_key": app_key,
+            "api_secret": secret,
+            "base_url": handle.url,
+            "securities_config": {"account_number": "50123456", "product_code": "01"},
+        },
+    ).get_json()
+    venue = Venue(handle.url, account["id"], handle)
+    # A limit price inside KRX's ±30 % band but below the market: the order rests.
+    global RESTING
+    # (Thousands are on every KRX tick up to 500,000 won.)
+    RESTING = str((venue.price("005930") * Decimal("0.8") / 1000).quantize(Decimal(1)) * 1000)
+    yield venue
+    handle.stop()
+
+
+RESTING = "50000"
+
+
+@pytest.fixture
+def upbit(app, client, api_headers):
+    """An Upbit simulator with its markets synced and a funded account."""
+    handle = serve_in_thread(create_simulator("upbit"))
+    access, secret = _key(40), remember_secret(_key(40))
+    requests.post(
+        f"{handle.url}/_sim/accounts",
+        json={
+            "access_key": access,
+            "secret_key": secret,
+            "balances": {"KRW": "50000000", "BTC": "1"},
+        },
+        timeout=5,
+    ).raise_for_status()
+    account = client.post(
+        "/api/v1/accounts",
+        headers=api_headers,
+        json={
+            "name": "upbit",
+            "exchange": "UPBIT",
+            "api_key": access,
+            "api_secret": secret,
+            "base_url": handle.url,
+        },
+    ).get_json()
+    with app.app_context():
+        sync_all_markets(("UPBIT",))
+        db.session.commit()
+    yield Venue(handle.url, account["id"], handle)
+    handle.stop()
+
+
+def _order(account_id: int, **changes) -> dict:
+    body = {
+        "account_id": account_id,
+        "symbol": "005930",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "2",
+        "limit_price": RESTING,
+    }
+    body.update(changes)
+    return body
+
+
+def _post(client, headers, body, key):
+    return client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": key})
+
+
+def test_place_replay_and_conflict(client, api_headers, kis):
+    first = _post(client, api_headers, _order(kis.account_id), "k-1")
+    assert first.status_code == 201, first.get_json()
+    order = first.get_json()
+    assert order["status"] == "SUBMITTED" and order["broker_order_id"], order["reject_message"]
+    assert order["quantity"] == "2" and order["limit_price"] == RESTING
+    replay = _post(client, api_headers, _order(kis.account_id), "k-1")
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["id"] == order["id"]
+    conflict = _post(client, api_headers, _order(kis.account_id, quantity="3"), "k-1")
+    assert conflict.status_code == 409 and conflict.get_json()["code"] == "idempotency_conflict"
+    assert len(kis.placed()) == 1  # the broker saw one order
+    got = client.get(f"/api/v1/orders/{order['id']}", headers=api_headers).get_json()
+    assert got["client_order_id"] == order["client_order_id"]
+
+
+def test_validation_refuses_before_anything_is_sent(client, api_headers, kis, psql):
+    cases = [
+        ({"symbol": "999999"}, "symbol_unknown"),
+        ({"symbol": "001470"}, "symbol_suspended"),  # halted in the simulator's universe
+        ({"quantity": "1.5"}, "validation_failed"),
+        ({"type": "MARKET"}, "validation_failed"),  # a market order with a limit price
+        ({"route": "NYSE"}, "validation_failed"),
+        ({"limit_price": "-1"}, "validation_failed"),
+    ]
+    for number, (change, code) in enumerate(cases):
+        response = _post(client, api_headers, _order(kis.account_id, **change), f"bad-{number}")
+        assert response.status_code == 422, (change, response.get_json())
+        assert response.get_json()["code"] == code, change
+    missing_key = client.post("/api/v1/orders", json=_order(kis.account_id), headers=api_headers)
+    assert missing_key.status_code == 422
+    assert kis.placed() == []
+    assert psql.execute("SELECT count(*) FROM trade.order_intents").fetchone() == (0,)
+
+
+def test_scopes_and_accounts_are_enforced(client, api_headers, make_api_key, kis):
+    reader = make_api_key("orders:read")
+    assert _post(client, reader, _order(kis.account_id), "s-1").status_code == 403
+    other = client.post(
+        "/api/v1/accounts",
+        headers=api_headers,
+        json={
+            "name": "other",
+            "exchange": "UPBIT",
+            "api_key": "a",
+            "api_secret": "b",
+        },
+    ).get_json()
+    elsewhere = make_api_key("orders:write", accounts=[other["id"]])
+    assert _post(client, elsewhere, _order(kis.account_id), "s-2").status_code == 403
+    assert kis.placed() == []
+
+
+def test_broker_rejection_is_recorded(client, api_headers, kis):
+    response = _post(client, api_headers, _order(kis.account_id, quantity="1000000"), "poor")
+    assert response.status_code == 201
+    order = response.get_json()
+    assert order["status"] == "REJECTED" and order["reject_code"]
+    replay = _post(client, api_headers, _order(kis.account_id, quantity="1000000"), "poor")
+    assert replay.get_json()["status"] == "REJECTED"
+
+
+def test_lost_answer_is_reconciled_never_resent(app, client, api_headers, kis):
+    kis.fault(kind="drop", path_prefix="/uapi/domestic-stock/v1/trading/order-cash", count=1)
+    lost = _post(client, api_headers, _order(kis.account_id), "lost-1")
+    assert lost.status_code == 201 and lost.get_json()["status"] == "UNKNOWN"
+    assert len(kis.placed()) == 1  # the broker did act
+    again = _post(client, api_headers, _order(kis.account_id), "lost-1")
+    assert again.status_code == 200 and again.get_json()["status"] == "UNKNOWN"
+    with app.app_context():
+        assert reconcile_orders() == {"found": 1}
+    settled = client.get(f"/api/v1/orders/{lost.get_json()['id']}", headers=api_headers)
+    assert settled.get_json()["status"] in ("SUBMITTED", "PARTIALLY_FILLED", "FILLED")
+    assert settled.get_json()["broker_order_id"] == kis.placed()[0]["order_no"]
+    assert len(kis.placed()) == 1  # found again, not sent again
+
+
+def test_reset_before_the_broker_acted_ends_rejected(app, client, api_headers, kis):
+    kis.fault(kind="reset", path_prefix="/uapi/domestic-stock/v1/trading/order-cash", count=1)
+    lost = _post(client, api_headers, _order(kis.account_id), "reset-1")
+    assert lost.get_json()["status"] == "UNKNOWN"
+    with app.app_context():
+        assert reconcile_orders() == {"waiting": 1}  # too early to say it never arrived
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+        assert reconcile_orders(now=later) == {"never_arrived": 1}
+    order = client.get(f"/api/v1/orders/{lost.get_json()['id']}", headers=api_headers)
+    assert order.get_json()["status"] == "REJECTED"
+    assert kis.placed() == []
+
+
+def test_unreachable_broker_leaves_nothing_and_the_key_can_retry(client, api_headers, kis):
+    kis.handle.stop()
+    down = _post(client, api_headers, _order(kis.account_id), "down-1")
+    assert down.status_code in (503, 504) and down.get_json()["code"].startswith("broker_")
+    orders = client.get("/api/v1/orders", headers=api_headers).get_json()
+    assert orders["orders"] == []
+
+
+def test_cancel_and_poll(app, client, api_headers, kis):
+    order = _post(client, api_headers, _order(kis.account_id), "c-1")
+    assert order.get_json()["status"] == "SUBMITTED"  # far below the market: rests
+    cancelled = client.post(f"/api/v1/orders/{order.get_json()['id']}/cancel", headers=api_headers)
+    assert cancelled.status_code == 200
+    assert cancelled.get_json()["status"] in ("CANCEL_PENDING", "CANCELLED")
+    with app.app_context():
+        poll_open_orders()
+    final = client.get(f"/api/v1/orders/{order.get_json()['id']}", headers=api_headers)
+    assert final.get_json()["status"] == "CANCELLED"
+    again = client.post(f"/api/v1/orders/{order.get_json()['id']}/cancel", headers=api_headers)
+    assert again.status_code == 409
+
+
+def test_listing_pages_with_a_cursor(client, api_headers, kis):
+    for number in range(5):
+        _post(client, api_headers, _order(kis.account_id), f"p-{number}")
+    page = client.get("/api/v1/orders?limit=2", headers=api_headers).get_json()
+    seen = [o["id"] for o in page["orders"]]
+    while page["next_cursor"]:
+        page = client.get(
+            f"/api/v1/orders?limit=2&cursor={page['next_cursor']}", headers=api_headers
+        ).get_json()
+        seen += [o["id"] for o in page["orders"]]
+    assert len(seen) == len(set(seen)) == 5
+    bad = client.get("/api/v1/orders?cursor=nonsense", headers=api_headers)
+    assert bad.status_code == 422
+
+
+def test_crypto_order_with_client_id_and_lost_answer(app, client, api_headers, upbit):
+    body = {
+        "account_id": upbit.account_id,
+        "symbol": "KRW-BTC",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.01",
+        "limit_price": "1000000",
+    }
+    placed = _post(client, api_headers, body, "u-1")
+    assert placed.status_code == 201, placed.get_json()
+    assert placed.get_json()["status"] == "SUBMITTED", placed.get_json()["reject_message"]
+    ledger = upbit.placed()
+    assert ledger[0]["client_order_id"] == placed.get_json()["client_order_id"]
+
+    upbit.fault(kind="drop", path_prefix="/v1/orders", count=1)
+    lost = _post(client, api_headers, {**body, "limit_price": "1001000"}, "u-2")
+    assert lost.get_json()["status"] == "UNKNOWN"
+    with app.app_context():
+        assert reconcile_orders() == {"found": 1}
+    assert len(upbit.placed()) == 2
+    market_buy = _post(client, api_headers, {**body, "type": "MARKET", "limit_price": None}, "u-3")
+    assert market_buy.status_code == 422
+    unknown = _post(client, api_headers, {**body, "symbol": "KRW-NOPE"}, "u-4")
+    assert unknown.get_json()["code"] == "symbol_unknown"
