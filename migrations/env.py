@@ -37,9 +37,6 @@ def run_migrations_online() -> None:
     db = current_app.extensions["migrate"].db
     engine = db.engine
     with engine.connect() as connection:
-        connection.exec_driver_sql("SET lock_timeout = '10s'")
-        connection.exec_driver_sql("SET statement_timeout = '10min'")
-        connection.commit()
         context.configure(
             connection=connection,
             target_metadata=db.metadata,
@@ -50,6 +47,9 @@ def run_migrations_online() -> None:
             **current_app.extensions["migrate"].configure_args,
         )
         with context.begin_transaction():
+            # SET LOCAL: the pooled connection goes back to the app without these timeouts.
+            context.execute("SET LOCAL lock_timeout = '10s'")
+            context.execute("SET LOCAL statement_timeout = '10min'")
             context.run_migrations()
 
 

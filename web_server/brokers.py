@@ -83,7 +83,7 @@ class OrderStatus(enum.StrEnum):
 class Credentials:
     """What an adapter needs to authenticate; the secret never appears in ``repr``."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
     environment: str = "REAL"  # REAL or PAPER
     account_number: str | None = None  # securities: 8-digit account number (KIS CANO)

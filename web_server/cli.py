@@ -305,6 +305,23 @@ def scheduler() -> None:
         shutdown(app)
 
 
+@main.command()
+def leaders() -> None:
+    """Show who leads the background jobs and flag a stale leader (heartbeat older than 15 s)."""
+    from web_server.extensions import db
+    from web_server.jobs.leader import leaders as recorded_leaders
+
+    rows = recorded_leaders(db.session.connection())
+    if not rows:
+        click.echo("no leader recorded: is a `gateway scheduler` running?")
+    for row in rows:
+        flag = "STALE" if row["stale"] else "ok"
+        click.echo(
+            f"{row['lock_name']}\t{row['instance_id']}\thost={row['host']}\tpid={row['pid']}"
+            f"\theartbeat {float(row['age']):.1f} s ago\t{flag}"
+        )
+
+
 # -- stocks master ----------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -61,10 +62,12 @@ _FORBIDDEN_FROM_ENV = ("DEBUG", "TESTING")
 def load(config: dict[str, Any], overrides: dict[str, Any] | None) -> None:
     """Fill ``config`` from defaults, the environment and ``overrides``, in that order."""
     for key, value in DEFAULTS.items():
-        config.setdefault(key, value)
-    for key in _FORBIDDEN_FROM_ENV:
-        os.environ.pop(f"GATEWAY_{key}", None)
+        # A copy: the environment loader nests into dicts in place (GATEWAY_BROKERS__…), and
+        # one app's brokers must not leak into the next app made in the same process.
+        config.setdefault(key, copy.deepcopy(value))
+    kept = {key: config.get(key, False) for key in _FORBIDDEN_FROM_ENV}
     config.from_prefixed_env("GATEWAY")  # type: ignore[attr-defined]
+    config.update(kept)
     if "DATABASE_URL" in os.environ and not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = os.environ["DATABASE_URL"]
     config.update(overrides or {})
@@ -111,5 +114,5 @@ def validate(config: dict[str, Any]) -> None:
     if not isinstance(config.get("BROKERS"), dict):
         raise ConfigError(
             "GATEWAY_BROKERS must be a mapping; set one URL with "
-            "GATEWAY_BROKERS__KIS__BASE_URL=https://… (double underscores nest)."
+            "GATEWAY_BROKERS__KIS__REAL_URL=https://… (double underscores nest)."
         )

@@ -1,8 +1,10 @@
-"""Logging: one handler on the root logger, a redaction filter, and a JSON switch.
+"""Logging: redaction at the source, one handler on the root logger, and a JSON switch.
 
-The filter rewrites every record before any handler formats it, so a secret that reaches a log
-call by accident (a broker payload, a header dict, an exception message) is masked. It knows the
-brokers' secret field names and the shape of a JWT (KIS tokens are JWTs).
+Redaction happens when a record is *created* (a log record factory), so every logger and every
+handler — ours, a library's, pytest's, a third party's — only ever sees the masked text. A secret
+that reaches a log call by accident (a broker payload, a header dict, an exception message, a
+traceback) is masked. The rules know the brokers' secret field names and the shape of a JWT (KIS
+tokens are JWTs).
 """
 
 from __future__ import annotations
@@ -54,27 +56,37 @@ def redact(text: str) -> str:
     return _BEARER_PATTERN.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
-class RedactingFilter(logging.Filter):
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     """Mask secrets in a record's message, arguments and exception text; add the request id."""
+    record.msg = redact(record.getMessage())
+    record.args = None
+    if record.exc_info:
+        # Format the traceback now, redacted, so no handler formats the raw one later.
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+    return record
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record in place; never drop it."""
-        record.msg = redact(record.getMessage())
-        record.args = None
-        if record.exc_info:
-            # Format the traceback now, redacted, so no handler formats the raw one later.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
-        return True
+
+def install_redaction() -> None:
+    """Make every log record of the process redacted at creation (idempotent)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_gateway_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(current(*args, **kwargs))
+
+    factory._gateway_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def configure_logging(level: str, fmt: str) -> None:
-    """Install one redacting handler on the root logger, as text or JSON lines."""
+    """Redact every record at its source and log to stderr, as text or JSON lines."""
+    install_redaction()
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
     formatter: Any
     if fmt == "json":
         from pythonjsonlogger.json import JsonFormatter

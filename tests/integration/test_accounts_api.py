@@ -219,3 +219,50 @@ def test_crypto_account_balances(client, api_headers):
         }.items()
     finally:
         handle.stop()
+
+
+def test_an_admin_key_limited_to_one_account_cannot_touch_another(
+    client, api_headers, make_api_key, kis
+):
+    url, app_key, secret = kis
+    mine = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    ).get_json()
+    other = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret, "kis-2"), headers=api_headers
+    ).get_json()
+    limited = make_api_key("admin", accounts=[mine["id"]])
+    for method, path, body in (
+        ("patch", f"/api/v1/accounts/{other['id']}", {"base_url": "https://evil.example"}),
+        ("delete", f"/api/v1/accounts/{other['id']}", None),
+        ("post", f"/api/v1/accounts/{other['id']}/token/refresh", None),
+    ):
+        response = getattr(client, method)(path, json=body, headers=limited)
+        assert response.status_code == 403, (method, path)
+    assert (
+        client.get(f"/api/v1/accounts/{other['id']}", headers=api_headers).get_json()["base_url"]
+        == url
+    )
+
+
+def test_base_url_must_be_https_except_on_loopback_and_a_new_host_gets_no_old_token(
+    client, api_headers, kis
+):
+    url, app_key, secret = kis
+    plain = _kis_body(url, app_key, secret)
+    plain["base_url"] = "http://broker.example.com"
+    refused = client.post("/api/v1/accounts", json=plain, headers=api_headers)
+    assert refused.status_code == 422 and "base_url" in refused.get_json()["errors"]
+    account = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    ).get_json()
+    client.post(f"/api/v1/accounts/{account['id']}/token/refresh", headers=api_headers)
+    moved = client.patch(
+        f"/api/v1/accounts/{account['id']}",
+        json={"base_url": "https://openapi.example.com"},
+        headers=api_headers,
+    )
+    assert moved.status_code == 200
+    assert moved.get_json()["token"]["state"] == "missing"  # revoked at the old host, forgotten
+    revoked = requests.get(f"{url}/_sim/ledger", params={"kind": "token_revoked"}, timeout=5)
+    assert revoked.json()["count"] == 1

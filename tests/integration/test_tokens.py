@@ -14,9 +14,9 @@ from sqlalchemy import select
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
 from tests.conftest import remember_secret, run_cli
-from web_server.errors import BrokerRateLimited
+from web_server.errors import BrokerAuthFailed, BrokerRateLimited, BrokerUnavailable
 from web_server.extensions import db
-from web_server.models import Account, SecuritiesToken
+from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
 from web_server.services import accounts as accounts_service
 from web_server.services.brokers import adapter_for
 from web_server.services.tokens import (
@@ -25,6 +25,7 @@ from web_server.services.tokens import (
     backoff_seconds,
     refresh_due_tokens,
     refresh_token,
+    token_status,
 )
 
 
@@ -70,7 +71,7 @@ def _key(length: int) -> str:
 
 def make_account(sim_url: str, exchange: str = "KIS", environment: str = "REAL") -> Account:
     """Create an account in the simulator and in the gateway; return the gateway's."""
-    app_key, secret = _key(36), remember_secret(_key(180))
+    app_key, secret = remember_secret(_key(36)), remember_secret(_key(180))
     number = str(secrets.randbelow(90_000_000) + 10_000_000)
     body = {"app_key": app_key, "account_number": number, "cash": "10000000"}
     if exchange == "KIS":
@@ -253,3 +254,99 @@ def test_tokens_cli(app, kis_sim, clock):
     status = run_cli(app, "tokens", "status")
     assert f"{account.id}\t{account.name}\tKIS\tREAL\tvalid" in status.output
     assert account.api_key not in status.output
+
+
+def test_a_failed_first_issuance_is_recorded_and_backed_off(kiwoom_sim, clock):
+    account = make_account(kiwoom_sim, exchange="KIWOOM")
+    account.api_secret = "not-the-secret"
+    db.session.commit()
+    with pytest.raises(BrokerAuthFailed):
+        AccountTokenProvider(account.id).get()
+    # Asked again at once (a request loop): the broker is not called again during the backoff.
+    with pytest.raises(BrokerUnavailable, match="last token issuance failed"):
+        AccountTokenProvider(account.id).get()
+    assert len(ledger(kiwoom_sim, account, "token_refused")) == 1
+    status = token_status(db.session.get(Account, account.id))
+    assert status["state"] == "missing" and status["refresh_attempts"] == 1
+    assert "broker_auth_failed" in status["last_error"]
+    assert "not-the-secret" not in str(status)
+
+
+def test_an_unreadable_answer_is_recorded_and_releases_the_app_key(kis_sim, clock):
+    account = make_account(kis_sim)
+    fault = {
+        "kind": "http_status",
+        "status": 200,
+        "body": {"unexpected": True},
+        "path_prefix": "/oauth2/tokenP",
+        "count": 1,
+    }
+    requests.post(f"{kis_sim}/_sim/faults", json=fault, timeout=5)
+    result = refresh_token(account.id)
+    assert result.outcome == "failed" and result.token is None
+    advance(kis_sim, clock, 3600)
+    # The app key's lock was released: the next attempt neither hangs nor is skipped.
+    assert refresh_token(account.id, wait=False).outcome == "issued"
+
+
+def test_real_and_paper_with_one_app_key_get_their_own_tokens(clock):
+    real = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
+    # Another seed: two hosts of the real KIS sign with different keys.
+    paper = serve_in_thread(create_simulator("kis", paper=True, seed=1, rate_limit_per_second=0))
+    try:
+        app_key, secret = _key(36), remember_secret(_key(180))
+        accounts = []
+        for number, (url, environment) in enumerate(((real.url, "REAL"), (paper.url, "PAPER"))):
+            account_number = f"5555000{number}"
+            requests.post(
+                f"{url}/_sim/accounts",
+                timeout=5,
+                json={
+                    "app_key": app_key,
+                    "app_secret": secret,
+                    "account_number": account_number,
+                    "product_code": "01",
+                    "cash": "1000000",
+                },
+            ).raise_for_status()
+            accounts.append(
+                accounts_service.create_account(
+                    name=f"same-key-{environment}",
+                    exchange="KIS",
+                    environment=environment,
+                    api_key=app_key,
+                    api_secret=secret,
+                    base_url=url,
+                    securities_config={"account_number": account_number, "product_code": "01"},
+                )
+            )
+        db.session.commit()
+        tokens = {AccountTokenProvider(a.id).get() for a in accounts}
+        assert len(tokens) == 2  # one per environment, never shared
+        for url, account in ((real.url, accounts[0]), (paper.url, accounts[1])):
+            assert len(ledger(url, account, "token_issued")) == 1
+        windows = db.session.scalars(select(TokenIssuanceWindow)).all()
+        assert len(windows) == 2  # the issuance window of REAL does not hold PAPER back
+    finally:
+        real.stop()
+        paper.stop()
+
+
+def test_the_window_holds_when_a_process_dies_mid_call(app, kis_sim, clock, monkeypatch):
+    account = make_account(kis_sim)
+
+    def die(self):
+        raise SystemExit("worker killed while the broker was being asked")
+
+    from securities.kis import KisAdapter
+
+    monkeypatch.setattr(KisAdapter, "issue_token", die)
+    with pytest.raises(SystemExit):
+        refresh_token(account.id)
+    monkeypatch.undo()
+    # The attempt was committed before the call: a successor waits out KIS's minute.
+    result = refresh_token(account.id)
+    assert result.outcome == "deferred" and isinstance(result.error, BrokerRateLimited)
+    advance(kis_sim, clock, 62)
+    assert refresh_token(account.id).outcome == "issued"
+    assert ledger(kis_sim, account, "token_refused") == []

@@ -22,6 +22,7 @@ import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
+from tests.conftest import SECRETS_IN_USE
 from tests.integration.test_tokens import make_account
 from web_server.jobs.scheduler import LEADER_LOCK_NAME
 
@@ -140,6 +141,9 @@ def test_eight_processes_issue_each_token_exactly_once(
         assert set(issued.values()) == {2} and len(issued) == ACCOUNTS, issued
         assert _refusals(sim.url, keys) == []
         print(f"leader takeover after {takeover:.1f} s")
+        # What the eight processes logged holds none of the keys or secrets they handled.
+        logged = "".join(path.read_text() for path in tmp_path.glob("*.log"))
+        assert all(secret not in logged for secret in SECRETS_IN_USE)
     finally:
         for process in processes:
             if process.poll() is None:

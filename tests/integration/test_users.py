@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import run_cli
@@ -75,4 +76,28 @@ def test_next_parameter_cannot_redirect_off_site(app, app_ctx):
         "/login?next=//evil.example/x",
         data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)},
     )
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+        "javascript:alert(1)",
+        "/%5Cevil.example",
+    ],
+)
+def test_next_parameter_refuses_every_off_site_form(app, app_ctx, target):
+    # query_string encodes each value, so the view's ``next`` is exactly ``target``
+    _create(app)
+    client = app.test_client()
+    response = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert response.status_code == 302
     assert response.headers["Location"] == "/"

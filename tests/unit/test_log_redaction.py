@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from web_server.log import RedactingFilter, configure_logging, redact
+from web_server.log import configure_logging, install_redaction, redact, redact_record
 
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ0b2tlbiJ9.c2lnbmF0dXJlLXZhbHVl"
 
@@ -49,7 +49,7 @@ def test_filter_masks_arguments_and_tracebacks():
         import sys
 
         record.exc_info = sys.exc_info()
-    RedactingFilter().filter(record)
+    redact_record(record)
     assert "AK'" not in record.getMessage()
     assert "in-the-exception" not in record.exc_text
     assert record.request_id == "-"
@@ -71,3 +71,20 @@ def test_text_format(capsys):
     configure_logging("INFO", "text")
     logging.getLogger("gateway.test").warning("password=abc")
     assert "password=***" in capsys.readouterr().err
+
+
+def test_every_logger_and_handler_sees_redacted_records():
+    import io
+
+    install_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # a handler with no filter of its own
+    quiet = logging.getLogger("some.library")
+    quiet.propagate = False
+    quiet.addHandler(handler)
+    try:
+        quiet.error('response {"access_token": "tok-abc-123"} for appsecret=s3cr3t')
+    finally:
+        quiet.removeHandler(handler)
+        quiet.propagate = True
+    assert "tok-abc-123" not in stream.getvalue() and "s3cr3t" not in stream.getvalue()

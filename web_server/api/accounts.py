@@ -27,7 +27,7 @@ blp = Blueprint(
     "accounts_api", __name__, url_prefix="/api/v1/accounts", description="Broker accounts"
 )
 
-_URL = validate.Regexp(r"^https?://", error="must be an http(s) URL")
+_URL = validate.Regexp(r"^https?://", error="must be an http(s) URL")  # https: see the service
 
 
 class SecuritiesConfigSchema(Schema):
@@ -172,6 +172,7 @@ class AccountItem(MethodView):
     @blp.response(200, AccountSchema)
     def patch(self, data: dict[str, Any], account_id: int) -> Account:
         """Rename, (de)activate, repoint, or replace the keys (which revokes the old token)."""
+        api_keys.require(current_key(), "admin", account_id)
         account = accounts_service.get_account(account_id)
         if "api_key" in data:
             accounts_service.replace_keys(
@@ -185,6 +186,7 @@ class AccountItem(MethodView):
     @blp.response(204)
     def delete(self, account_id: int) -> None:
         """Delete an account without orders; its token is revoked at the broker first."""
+        api_keys.require(current_key(), "admin", account_id)
         account = accounts_service.get_account(account_id)
         has_history = db.session.scalar(
             select(
@@ -211,6 +213,7 @@ class TokenRefresh(MethodView):
     @blp.response(200, TokenStatusSchema)
     def post(self, account_id: int) -> dict[str, Any]:
         """Issue a new token now (within the broker's issuance limit); return its status."""
+        api_keys.require(current_key(), "admin", account_id)
         result = refresh_token(account_id, force=True)
         if result.error is not None and result.token is None:
             raise result.error

@@ -67,11 +67,35 @@ class LeaderLock:
 
     def _try_acquire(self) -> bool:
         connection = self.engine.connect()
+        try:
+            return self._acquire_on(connection)
+        except BaseException:
+            # Never hand a connection that may hold the lock back to the pool.
+            connection.invalidate()
+            connection.close()
+            raise
+
+    def _acquire_on(self, connection: Connection) -> bool:
+        # If the leader's host vanishes without closing its TCP connection, PostgreSQL would keep
+        # the session (and the lock) until keepalive gives up, about two hours by default. These
+        # make the server drop a silent leader within about half a minute; a live leader talks
+        # every 5 s. (Session settings: they apply to this connection only.)
+        for setting, value in (
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+            ("idle_session_timeout", "30s"),
+        ):
+            connection.execute(
+                text("SELECT set_config(:setting, :value, false)"),
+                {"setting": setting, "value": value},
+            )
         got = connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
         ).scalar_one()
         if not got:
             connection.rollback()
+            connection.invalidate()  # it carries our session settings: not for the pool
             connection.close()
             return False
         connection.execute(
@@ -126,3 +150,23 @@ class LeaderLock:
             except SQLAlchemyError:
                 pass
             self._connection = None
+
+
+STALE_LEADERS_SQL = text(
+    # Seed 004's monitoring query: a leader whose heartbeat is older than 15 s.
+    "SELECT lock_name, instance_id, host, pid, heartbeat_ts,"
+    " EXTRACT(EPOCH FROM (NOW() - heartbeat_ts)) AS stale_seconds"
+    " FROM system.process_locks WHERE EXTRACT(EPOCH FROM (NOW() - heartbeat_ts)) > 15"
+)
+
+
+def leaders(connection: Connection) -> list[dict[str, object]]:
+    """Return every recorded leader with its heartbeat age and whether it is stale (> 15 s)."""
+    stale = {row.lock_name for row in connection.execute(STALE_LEADERS_SQL)}
+    rows = connection.execute(
+        text(
+            "SELECT lock_name, instance_id, host, pid, heartbeat_ts,"
+            " EXTRACT(EPOCH FROM (NOW() - heartbeat_ts)) AS age FROM system.process_locks"
+        )
+    )
+    return [{**row._asdict(), "stale": row.lock_name in stale} for row in rows]

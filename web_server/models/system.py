@@ -39,3 +39,7 @@ class TokenIssuanceWindow(Base):
     last_attempt_at: Mapped[dt.datetime | None]
     last_issued_at: Mapped[dt.datetime | None]
     issued_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[dt.datetime | None]

@@ -6,14 +6,16 @@ token issued for the old keys must not outlive them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from web_server.errors import Conflict, GatewayError, NotFound, ValidationFailed
+from web_server.errors import Conflict, NotFound, ValidationFailed
 from web_server.extensions import db
 from web_server.models import Account
 from web_server.models.accounts import (
@@ -62,8 +64,8 @@ def create_account(
     for field_name, value in (("api_key", api_key), ("api_secret", api_secret)):
         if not value or len(value) > 4096:
             problems[field_name] = ["is required"]
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        problems["base_url"] = ["must be an http(s) URL"]
+    if base_url is not None and (problem := base_url_problem(base_url)):
+        problems["base_url"] = [problem]
     config = _check_securities_config(exchange, securities_config, problems)
     if problems:
         raise ValidationFailed("The account cannot be created.", errors=problems)
@@ -109,6 +111,26 @@ def _check_securities_config(
     return config
 
 
+def base_url_problem(url: str) -> str | None:
+    """Say what is wrong with a broker base URL, or None.
+
+    Keys and tokens travel to this URL, so it must be https; plain http is allowed only on the
+    loopback interface, where the simulators run.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname
+        try:
+            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return "must be https (plain http only to a loopback address such as 127.0.0.1)"
+    return "must be an https URL"
+
+
 def get_account(account_id: int) -> Account:
     """Return an account.
 
@@ -148,7 +170,15 @@ def update_account(
         account.is_active = is_active
     if "base_url" in changes:
         url = changes.pop("base_url")
-        account.base_url = url.rstrip("/") if url else None
+        if url and (problem := base_url_problem(url)):
+            raise ValidationFailed(
+                "The base URL is not acceptable.", errors={"base_url": [problem]}
+            )
+        new_url = url.rstrip("/") if url else None
+        if new_url != account.base_url:
+            # The stored token was issued by the old host; it must not travel to the new one.
+            _revoke_token(account)
+            account.base_url = new_url
     if changes:
         raise ValidationFailed(
             "These fields cannot be changed.", errors={k: ["unknown field"] for k in changes}
@@ -174,14 +204,7 @@ def delete_account(account: Account) -> None:
 def _revoke_token(account: Account) -> None:
     from web_server.services import tokens
 
-    token = account.token
-    if token is None:
+    if account.account_type != "SECURITIES_STOCK":
         return
-    try:
-        tokens.revoke_at_broker(account, token.access_token)
-    except GatewayError as exc:
-        # The broker being down must not keep an operator from removing compromised keys; the
-        # token dies at its expiry anyway. The failure is logged (without the token).
-        log.warning("account %s: token revocation failed: %s", account.id, exc.code)
-    db.session.delete(token)
-    db.session.flush()
+    tokens.revoke_and_forget(account)
+    db.session.expire(account, ["token"])

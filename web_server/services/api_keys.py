@@ -9,7 +9,8 @@ import re
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from web_server.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from web_server.extensions import db
@@ -77,8 +78,20 @@ def authenticate(authorization: str | None, *, now: dt.datetime | None = None) -
         raise Unauthorized("The API key is not valid.")
     now = now or dt.datetime.now(dt.UTC)
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
-        db.session.flush()
+        # Its own short transaction: a read request never commits, and holding this row's lock
+        # for a whole request would queue every concurrent request of the same key behind it.
+        with Session(db.engine) as session, session.begin():
+            session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == row.id,
+                    or_(
+                        ApiKey.last_used_at.is_(None),
+                        ApiKey.last_used_at < now - LAST_USED_RESOLUTION,
+                    ),
+                )
+                .values(last_used_at=now)
+            )
     return row
 
 

@@ -72,12 +72,17 @@ class SymbolCache:
         self.loads = 0
         self._stocks: dict[str, CachedStock] | None = None
         self._loaded_at = 0.0
+        # Bumped by every invalidation: a load that started before a sync committed must not
+        # publish what it read after the sync's notification dropped the cache.
+        self._generation = 0
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
         self._stop = threading.Event()
 
     def invalidate(self) -> None:
         """Drop the cache; the next lookup reloads it."""
+        self._generation += 1
         self._stocks = None
 
     def lookup(self, symbol: str) -> CachedStock | None:
@@ -118,16 +123,20 @@ class SymbolCache:
         with self._lock:
             if self._stocks is not None and time.monotonic() - self._loaded_at <= self.max_age:
                 return self._stocks
+            # LISTEN before reading, so no sync can commit unheard between the read and LISTEN.
             self._start_listener()
+            generation = self._generation
             with psycopg.connect(self.dsn) as conn:
                 rows = conn.execute(
                     "SELECT symbol, name, market, status, is_tradable, trade_halt_reason"
                     " FROM market.stocks"
                 ).fetchall()
-            self._stocks = {row[0]: CachedStock(*row) for row in rows}
-            self._loaded_at = time.monotonic()
+            stocks = {row[0]: CachedStock(*row) for row in rows}
             self.loads += 1
-            return self._stocks
+            if generation == self._generation:
+                self._stocks = stocks
+                self._loaded_at = time.monotonic()
+            return stocks
 
     def _start_listener(self) -> None:
         if not self.listen or (self._listener and self._listener.is_alive()):
@@ -136,6 +145,7 @@ class SymbolCache:
             target=self._listen_forever, name="symbol-cache-listener", daemon=True
         )
         self._listener.start()
+        self._listening.wait(timeout=5)
 
     def _listen_forever(self) -> None:
         reconnecting = False
@@ -143,6 +153,7 @@ class SymbolCache:
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
                     if reconnecting:
                         self.invalidate()  # a sync may have happened while we were away
                     while not self._stop.is_set():

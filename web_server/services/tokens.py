@@ -29,8 +29,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from web_server.brokers import utc_now
@@ -38,6 +40,7 @@ from web_server.errors import (
     BrokerError,
     BrokerRateLimited,
     BrokerUnavailable,
+    GatewayError,
     NotFound,
 )
 from web_server.extensions import db
@@ -99,25 +102,47 @@ def is_due(token: SecuritiesToken | None, at: dt.datetime) -> bool:
 
 @contextlib.contextmanager
 def _app_key_lock(fingerprint: str, *, wait: bool) -> Iterator[bool]:
-    """Hold the app key's advisory lock on a dedicated connection; yield whether we got it."""
+    """Hold the app key's advisory lock on a dedicated connection; yield whether we got it.
+
+    The lock belongs to the database session, not to a transaction: if anything goes wrong while
+    it is held, the connection is invalidated (its session closed) rather than returned to the
+    pool still holding the lock, which would block this app key in every process.
+
+    Raises:
+        BrokerUnavailable: another process has held the lock for 30 s (a broker call hanging).
+    """
     connection = db.engine.connect()
     key = _lock_key(fingerprint)
     try:
-        if wait:
-            connection.execute(text("SET lock_timeout = '30s'"))
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            got = True
-        else:
-            got = bool(
-                connection.execute(
-                    text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
-                ).scalar_one()
-            )
-        connection.commit()
+        try:
+            with connection.begin():
+                if wait:
+                    # Local to this transaction: the pooled connection keeps no timeout after.
+                    connection.execute(text("SELECT set_config('lock_timeout', '30s', true)"))
+                    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                    got = True
+                else:
+                    got = bool(
+                        connection.execute(
+                            text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+                        ).scalar_one()
+                    )
+        except OperationalError as exc:
+            if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise BrokerUnavailable(
+                    "Another process has been asking the broker for this app key's token for "
+                    "30 s; try again shortly.",
+                    retry_after=5,
+                ) from None
+            raise
         yield got
+    except BaseException:
+        connection.invalidate()
+        raise
+    else:
         if got:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+            with connection.begin():
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
     finally:
         connection.close()
 
@@ -178,25 +203,33 @@ def _refresh_locked(
             return RefreshResult(account_id, "fresh", current)
         usable = current if stale_token is None and is_usable(token, at) else None
         if not force and token is not None and token.next_attempt_at and token.next_attempt_at > at:
-            return _deferred(account_id, usable, token, at)
-        refused = _claim_issuance_window(account, fingerprint, at)
-        if refused is not None:
+            return _deferred(account_id, usable, token.next_attempt_at, token.last_error, at)
+        refusal = _claim_issuance_window(account, fingerprint, at, respect_backoff=not force)
+        if refusal is not None:
+            retry_at, last_error = refusal
             if token is not None:
-                token.next_attempt_at = max(token.next_attempt_at or refused, refused)
-            return _deferred(account_id, usable, token, at, retry_at=refused)
+                token.next_attempt_at = max(token.next_attempt_at or retry_at, retry_at)
+            return _deferred(account_id, usable, retry_at, last_error, at)
 
         try:
             issued = adapter_for(account, token_provider=_NoTokenProvider()).issue_token()
-        except BrokerError as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded and backed off
+            error = exc if isinstance(exc, BrokerError) else _unexpected(account_id, exc)
+            failures = _record_failure(fingerprint, error, at)
             if token is not None:
                 token.refresh_attempts += 1
-                token.last_error = _describe(exc)
+                token.last_error = _describe(error)
                 token.last_error_at = at
                 token.next_attempt_at = at + dt.timedelta(
                     seconds=backoff_seconds(token.refresh_attempts)
                 )
-            log.warning("account %s: token issuance failed: %s", account_id, _describe(exc))
-            return RefreshResult(account_id, "failed", usable, exc)
+            log.warning(
+                "account %s: token issuance failed (%d in a row): %s",
+                account_id,
+                failures,
+                _describe(error),
+            )
+            return RefreshResult(account_id, "failed", usable, error)
 
         if token is None:
             token = SecuritiesToken(account_id=account_id)
@@ -218,16 +251,14 @@ def _refresh_locked(
 def _deferred(
     account_id: int,
     usable: str | None,
-    token: SecuritiesToken | None,
+    retry_at: dt.datetime,
+    last_error: str | None,
     at: dt.datetime,
-    retry_at: dt.datetime | None = None,
 ) -> RefreshResult:
-    retry_at = retry_at or (token.next_attempt_at if token is not None else None) or at
     seconds = max((retry_at - at).total_seconds(), 1.0)
-    if token is not None and token.last_error and retry_at == token.next_attempt_at:
+    if last_error:
         error: BrokerError = BrokerUnavailable(
-            f"The last token issuance failed ({token.last_error}); next attempt in "
-            f"{seconds:.0f} s.",
+            f"The last token issuance failed ({last_error}); next attempt in {seconds:.0f} s.",
             retry_after=seconds,
         )
     else:
@@ -240,9 +271,14 @@ def _deferred(
 
 
 def _claim_issuance_window(
-    account: Account, fingerprint: str, at: dt.datetime
-) -> dt.datetime | None:
-    """Record an attempt for this app key, committed at once; or return when one is allowed."""
+    account: Account, fingerprint: str, at: dt.datetime, *, respect_backoff: bool = True
+) -> tuple[dt.datetime, str | None] | None:
+    """Record an attempt for this app key, committed at once.
+
+    Returns:
+        None when the attempt may go ahead; otherwise when the next one is allowed and the last
+        error, if a failure (not the broker's interval) is the reason to wait.
+    """
     interval = dt.timedelta(seconds=ISSUE_INTERVAL_SECONDS.get(account.exchange, 1))
     with Session(db.engine) as window_session, window_session.begin():
         window_session.execute(
@@ -255,8 +291,15 @@ def _claim_issuance_window(
         )
         window = window_session.get(TokenIssuanceWindow, fingerprint, with_for_update=True)
         assert window is not None
-        if window.last_attempt_at is not None and window.last_attempt_at + interval > at:
-            return window.last_attempt_at + interval
+        interval_ends = (window.last_attempt_at or at) + interval
+        backing_off = (
+            respect_backoff and window.next_attempt_at is not None and window.next_attempt_at > at
+        )
+        if backing_off:
+            assert window.next_attempt_at is not None
+            return max(window.next_attempt_at, interval_ends), window.last_error
+        if window.last_attempt_at is not None and interval_ends > at:
+            return interval_ends, None
         window.last_attempt_at = at
     return None
 
@@ -266,10 +309,31 @@ def _record_issued(fingerprint: str, at: dt.datetime) -> None:
         window_session.execute(
             text(
                 "UPDATE system.token_issuance_windows SET last_issued_at = :at,"
-                " issued_count = issued_count + 1 WHERE app_key_fingerprint = :fp"
+                " issued_count = issued_count + 1, failures = 0, last_error = NULL,"
+                " last_error_at = NULL, next_attempt_at = NULL WHERE app_key_fingerprint = :fp"
             ),
             {"fp": fingerprint, "at": at},
         )
+
+
+def _record_failure(fingerprint: str, error: BrokerError, at: dt.datetime) -> int:
+    """Count a failed issuance on the app key's window and schedule the next attempt."""
+    with Session(db.engine) as window_session, window_session.begin():
+        window = window_session.get(TokenIssuanceWindow, fingerprint, with_for_update=True)
+        if window is None:
+            return 0
+        window.failures += 1
+        window.last_error = _describe(error)
+        window.last_error_at = at
+        window.next_attempt_at = at + dt.timedelta(seconds=backoff_seconds(window.failures))
+        return window.failures
+
+
+def _unexpected(account_id: int, exc: Exception) -> BrokerError:
+    # A broker answer the adapter could not read (or a bug): logged with its traceback, recorded
+    # like any failure, and never allowed to stop the refresh of other accounts.
+    log.error("account %s: token issuance failed unexpectedly", account_id, exc_info=exc)
+    return BrokerUnavailable(f"Token issuance failed unexpectedly ({type(exc).__name__}).")
 
 
 def _describe(exc: BrokerError) -> str:
@@ -331,10 +395,11 @@ class AccountTokenProvider:
 
 
 def due_account_ids(limit: int = 5000) -> list[int]:
-    """Return securities accounts whose token is missing or due, locking due rows SKIP LOCKED.
+    """Return securities accounts whose token is missing or due.
 
-    The first query is seed 002's (``expires_at <= now() + margin``, index-backed); rows another
-    process has locked are skipped rather than waited for.
+    The first query is seed 002's (``expires_at <= now() + margin``, index-backed). Each account
+    is then refreshed with its token row locked ``FOR UPDATE SKIP LOCKED`` (``_refresh_locked``):
+    a row another process is working on is skipped, not waited for.
     """
     at = now()
     margin = dt.timedelta(seconds=current_app.config["TOKEN_REFRESH_MARGIN_SECONDS"])
@@ -351,7 +416,6 @@ def due_account_ids(limit: int = 5000) -> list[int]:
             )
             .order_by(SecuritiesToken.expires_at)
             .limit(limit)
-            .with_for_update(of=SecuritiesToken, skip_locked=True)
         ).all()
         missing = session.scalars(
             select(Account.id)
@@ -370,10 +434,12 @@ def refresh_due_tokens() -> dict[str, int]:
     counts: dict[str, int] = {}
     for account_id in due_account_ids():
         try:
-            result = refresh_token(account_id, wait=False)
-            outcome = result.outcome
+            outcome = refresh_token(account_id, wait=False).outcome
         except NotFound:
             outcome = "gone"
+        except Exception:  # noqa: BLE001 - one bad account must not stop the others
+            log.exception("account %s: token refresh failed", account_id)
+            outcome = "error"
         counts[outcome] = counts.get(outcome, 0) + 1
     if counts:
         log.info("token refresh: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -391,12 +457,48 @@ def revoke_at_broker(account: Account, access_token: str) -> None:
     adapter_for(account, token_provider=_NoTokenProvider()).revoke_token(access_token)
 
 
+def revoke_and_forget(account: Account) -> None:
+    """Revoke the account's current token at the broker and delete it (keys replaced, deleted).
+
+    Taken under the app key's lock, so a refresh running at the same moment either finishes
+    first (and its token is the one revoked) or starts after (and finds no token to reuse).
+    A broker that cannot be reached does not block the operator: the failure is logged and the
+    token, now forgotten, dies at its expiry.
+    """
+    fingerprint = app_key_fingerprint(account.exchange, account.environment, account.api_key)
+    with _app_key_lock(fingerprint, wait=True), Session(db.engine) as session, session.begin():
+        token = session.scalar(
+            select(SecuritiesToken)
+            .where(SecuritiesToken.account_id == account.id)
+            .with_for_update()
+        )
+        if token is None:
+            return
+        try:
+            revoke_at_broker(account, token.access_token)
+        except GatewayError as exc:
+            log.warning("account %s: token revocation failed: %s", account.id, exc.code)
+        session.delete(token)
+
+
 def token_status(account: Account, at: dt.datetime | None = None) -> dict[str, Any]:
     """Describe an account's token for the API, the UI and ``gateway tokens status``; no secret."""
     at = at or now()
     token = account.token
     if token is None:
-        return {"state": "missing"}
+        window = db.session.get(
+            TokenIssuanceWindow,
+            app_key_fingerprint(account.exchange, account.environment, account.api_key),
+        )
+        if window is None or not window.last_error:
+            return {"state": "missing"}
+        return {
+            "state": "missing",
+            "refresh_attempts": window.failures,
+            "last_error": window.last_error,
+            "last_error_at": window.last_error_at,
+            "next_attempt_at": window.next_attempt_at,
+        }
     state = "valid" if is_usable(token, at) else "expired"
     if state == "valid" and is_due(token, at):
         state = "due"

@@ -57,6 +57,7 @@ def authenticate(username: str, password: str, *, now: dt.datetime | None = None
         _verify(_DUMMY_HASH, password)
         raise Unauthorized("Wrong username or password.")
     if user.locked_until and user.locked_until > now:
+        _verify(_DUMMY_HASH, password)  # the same time as a real check: no timing tell
         raise Unauthorized("Too many failed logins; try again in a few minutes.")
     if not _verify(user.password_hash, password):
         user.failed_logins += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -70,7 +71,18 @@ def index() -> Any:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a local path: an absolute or protocol-relative URL would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
+    # Only a plain local path: browsers read "/\\host" and "/\thost" as "//host", so any
+    # backslash, control character, scheme or host sends the operator back home instead.
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and "%5c" not in target.lower()
+        and target.isprintable()
+        and not any(c.isspace() for c in target)
+    ):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("ui.index")
