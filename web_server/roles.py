@@ -49,6 +49,12 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public, trade, system
 ALTER DEFAULT PRIVILEGES IN SCHEMA public, trade, system, market
     GRANT USAGE, SELECT ON SEQUENCES TO gateway_app;
 
+-- The gateway's own login may act as gateway_datasync (SET LOCAL ROLE) for the stocks sync,
+-- but must not hold its rights all the time: NOINHERIT keeps the membership an explicit step
+-- (PostgreSQL 15 has no per-grant INHERIT option). Membership is cluster-wide and goes with
+-- the role.
+ALTER ROLE gateway_app NOINHERIT;
+GRANT gateway_datasync TO gateway_app;
 GRANT USAGE ON SCHEMA market TO gateway_datasync;
 GRANT SELECT ON ALL TABLES IN SCHEMA market TO gateway_datasync;
 GRANT INSERT, UPDATE ON market.stocks TO gateway_datasync;

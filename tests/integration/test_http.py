@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 
@@ -148,3 +149,21 @@ def test_openapi_document_is_3_1_with_problem_errors(client):
 def test_no_server_header_leaks_framework_debug(client, path):
     response = client.get(path)
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_readyz_reports_a_database_ahead_of_the_code(pg_server, make_app):
+    name = f"gateway_ahead_probe_{os.getpid()}"
+    url = pg_server.create_database(name)
+    try:
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+        app = make_app(DATABASE_URL=url)
+        body = app.test_client().get("/readyz").get_json()
+        assert body["schema"] == "ahead" and "deploy the code" in body["fix"]
+        from web_server.extensions import db
+
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        pg_server.drop_database(name)

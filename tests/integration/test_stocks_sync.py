@@ -173,6 +173,15 @@ def test_sync_as_readonly_fails_clearly(app, make_app, database_url, clean_db, p
         db.engine.dispose()
 
 
+def test_the_app_login_syncs_by_taking_the_datasync_role(app, clean_db, database_url, psql):
+    app_login = database_url.replace("postgres@", "gateway_app@", 1)
+    summary = run_sync(app_login, str(KIS_MASTER_DIR), role="gateway_datasync")
+    assert summary.added == 3919
+    without_role = run_sync
+    with pytest.raises(StocksSyncFailed, match="may not write market.stocks"):
+        without_role(app_login, str(KIS_MASTER_DIR), role=None)
+
+
 def test_cli_sync_prints_one_line(app, clean_db):
     result = run_cli(app, "stocks", "sync", "--master-dir", str(KIS_MASTER_DIR))
     assert result.exit_code == 0, result.output

@@ -31,12 +31,23 @@ def readiness() -> dict[str, Any]:
         log.warning("readiness: database unreachable: %s", type(exc).__name__)
         return {"status": "unavailable", "database": "unreachable"}
     if current != heads:
+        alembic_config = current_app.extensions["migrate"].migrate.get_config()
+        known = {
+            script.revision
+            for script in ScriptDirectory.from_config(alembic_config).walk_revisions()
+        }
+        if not current:
+            schema, fix = "empty", "run `gateway db upgrade`"
+        elif current <= known:
+            schema, fix = "behind", "run `gateway db upgrade`"
+        else:
+            schema, fix = "ahead", "deploy the code that matches the database, or downgrade it"
         return {
             "status": "unavailable",
             "database": "reachable",
-            "schema": "behind" if current else "empty",
+            "schema": schema,
             "schema_revision": sorted(current),
             "code_revision": sorted(heads),
-            "fix": "run `gateway db upgrade`",
+            "fix": fix,
         }
     return {"status": "ready", "database": "reachable", "schema_revision": sorted(current)}
