@@ -493,7 +493,7 @@ def demo(port: int, host: str) -> None:
     click.echo(f"  API docs: http://{host}:{port}/api/v1/docs")
     from web_server import demo as demo_runner
 
-    demo_runner.run(app, host=host, port=port)
+    demo_runner.run(app, host=host, port=port, instance=instance)
 
 
 def _prepare_demo_settings(instance: Path) -> None:

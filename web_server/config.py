@@ -43,7 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": True,
     "REMEMBER_COOKIE_SECURE": True,
     "WTF_CSRF_TIME_LIMIT": 3600,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # A token refresh holds up to three connections at once (the app key's lock, the token row,
+    # the issuance window); the pool leaves room for a burst of them beside ordinary requests.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20},
     # flask-smorest / OpenAPI
     "API_TITLE": "Trading account gateway",
     "API_VERSION": "v1",

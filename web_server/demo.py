@@ -9,9 +9,11 @@ in-process so the KIS and Kiwoom tokens are issued and refreshed by the job, as 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import string
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -146,7 +148,26 @@ def ensure_demo_accounts(app: Flask, urls: dict[str, str]) -> list[Account]:
     return accounts
 
 
-def run(app: Flask, *, host: str, port: int) -> None:
+def ensure_demo_api_key(app: Flask, instance: Path) -> str:
+    """Return the demo strategy's API key (all scopes), created once and kept in the instance."""
+    from web_server.services.api_keys import create_api_key
+
+    stored = instance / "demo_api_key"
+    if stored.exists():
+        return stored.read_text().strip()
+    with app.app_context():
+        _, key = create_api_key(
+            "demo strategy",
+            ["orders:write", "orders:read", "holdings:read", "accounts:read", "admin"],
+        )
+        db.session.commit()
+    descriptor = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def run(app: Flask, *, host: str, port: int, instance: Path) -> None:
     """Start everything and serve the gateway until interrupted."""
     from web_server.jobs.scheduler import build_scheduler, shutdown
     from web_server.services.stocks_sync import datasync_target, run_sync
@@ -157,6 +178,7 @@ def run(app: Flask, *, host: str, port: int) -> None:
     with app.app_context():
         url, role = datasync_target(app.config)
         summary = run_sync(url, app.config["KIS_MASTER_URL"], role=role)
+    api_key = ensure_demo_api_key(app, instance)
     scheduler = build_scheduler(app, blocking=False)
     scheduler.start()
     print(f"  Simulators: {', '.join(f'{k} {v}' for k, v in urls.items())}")
@@ -165,6 +187,8 @@ def run(app: Flask, *, host: str, port: int) -> None:
         "  Tokens: the scheduler issues the KIS and Kiwoom tokens within seconds "
         "(`gateway tokens status`)."
     )
+    print(f"  API key (all scopes): {api_key}")
+    print(f"  Try: curl -H 'Authorization: Bearer {api_key}' http://{host}:{port}/api/v1/accounts")
     try:
         # Not app.run(): Flask ignores it inside a `flask`/`gateway` CLI command.
         run_simple(host, port, app, threaded=True)

@@ -1,0 +1,74 @@
+"""Operator login and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from web_server.errors import Unauthorized
+from web_server.extensions import db, login_manager
+from web_server.models import User
+from web_server.services import users as users_service
+from web_server.ui.blueprint import ActionForm, bp
+from web_server.ui.forms import LoginForm
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """Load the logged-in user from the session."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.is_enabled else None
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    """Give every page (the error pages too) the logout form of the nav bar."""
+    if not current_user or not current_user.is_authenticated:
+        return {}
+    return {"logout_form": ActionForm(prefix="logout")}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Show the login form and log the operator in."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = users_service.authenticate(form.username.data or "", form.password.data or "")
+        except Unauthorized as exc:
+            db.session.commit()  # keep the failure count even though the login failed
+            flash(exc.detail, "error")
+            return render_template("auth/login.html", form=form), 401
+        db.session.commit()
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Any:
+    """Log out (a POST, so a link on another site cannot do it)."""
+    logout_user()
+    return redirect(url_for("ui.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a plain local path: browsers read "/\\host" and "/\thost" as "//host", so any
+    # backslash, control character, scheme or host sends the operator back home instead.
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and "%5c" not in target.lower()
+        and target.isprintable()
+        and not any(c.isspace() for c in target)
+    ):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("ui.index")
