@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,6 +50,9 @@ from web_server.errors import (
 )
 from web_server.extensions import db
 from web_server.models import Account, ApiKey, CryptoMarket, Order, OrderIntent, OrderStatus
+from web_server.services.accounts import get_account
+from web_server.services.brokers import adapter_for
+from web_server.services.symbols import UnknownSymbol
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,6 @@ def _validate(account: Account, body: Mapping[str, Any]) -> tuple[str | None, in
         ValidationFailed: a field is invalid, or the symbol is not tradable (``symbol_*``).
         Conflict: the account is deactivated.
     """
-    from flask import current_app
-
     if not account.is_active:
         raise Conflict(f"Account {account.id} is deactivated.")
     order_type, limit_price = body["type"], body.get("limit_price")
@@ -113,8 +115,6 @@ def _validate(account: Account, body: Mapping[str, Any]) -> tuple[str | None, in
         )
     )
     if market is None or not market.is_tradable:
-        from web_server.services.symbols import UnknownSymbol
-
         raise UnknownSymbol(
             f"{body['symbol']} is not a tradable {account.exchange} market "
             "(run `gateway markets sync` if it was listed recently).",
@@ -165,9 +165,6 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         BrokerUnavailable: the broker could not be reached; nothing was sent or stored, so the
             same request may be retried with the same key.
     """
-    from web_server.services.accounts import get_account
-    from web_server.services.brokers import adapter_for
-
     if not 1 <= len(idempotency_key) <= 200:
         raise ValidationFailed(
             "The Idempotency-Key header is required (1 to 200 characters).",
@@ -340,8 +337,6 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
         Conflict: the order is not open (already final, or not yet known to the broker).
         BrokerError: the broker refused or could not be reached.
     """
-    from web_server.services.brokers import adapter_for
-
     order = get_order(key, order_id)
     if order.status not in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
         raise Conflict(f"Order {order_id} is {order.status}; only open orders can be cancelled.")
@@ -368,8 +363,6 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
 
 def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
     """Settle UNKNOWN orders and stale PENDING_SUBMIT ones by asking the broker; never resend."""
-    from web_server.services.brokers import adapter_for
-
     now = now or utc_now()
     counts: dict[str, int] = {}
     with Session(db.engine, expire_on_commit=False) as session:
@@ -446,8 +439,6 @@ def _reconcile_one(session: Session, adapter: Any, order: Order, now: dt.datetim
 
 def poll_open_orders(now: dt.datetime | None = None) -> dict[str, int]:
     """Refresh open orders from their brokers (fills, cancellations)."""
-    from web_server.services.brokers import adapter_for
-
     now = now or utc_now()
     counts: dict[str, int] = {}
     with Session(db.engine, expire_on_commit=False) as session:

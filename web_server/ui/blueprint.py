@@ -19,8 +19,9 @@ bp = Blueprint("ui", __name__)
 class ActionForm(FlaskForm):
     """A form with no fields: a button that POSTs with its CSRF token.
 
-    Give each instance on a page its own ``prefix`` so the hidden inputs' ids stay unique
-    (CSRFProtect accepts a prefixed ``…-csrf_token`` field).
+    The app's ``CSRFProtect`` checks the token of every POST before any view runs, so the views
+    behind these buttons need no form object. Give each instance on a page its own ``prefix`` so
+    the hidden inputs' ids stay unique (``CSRFProtect`` accepts a prefixed ``…-csrf_token``).
     """
 
 

@@ -8,12 +8,13 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     PasswordField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from web_server.models.accounts import Environment, Exchange
 from web_server.models.api_keys import SCOPES
@@ -44,11 +45,16 @@ class AccountCreateForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
     exchange = SelectField(
-        "Exchange", choices=[(e.value, EXCHANGE_LABELS[e]) for e in Exchange], default="KIS"
+        "Exchange",
+        choices=[SelectChoice(e.value, EXCHANGE_LABELS[e]) for e in Exchange],
+        default="KIS",
     )
     environment = SelectField(
         "Environment",
-        choices=[(Environment.REAL.value, "REAL (real money)"), (Environment.PAPER.value, "PAPER")],
+        choices=[
+            SelectChoice(Environment.REAL.value, "REAL (real money)"),
+            SelectChoice(Environment.PAPER.value, "PAPER (paper trading)"),
+        ],
         default="REAL",
     )
     api_key = PasswordField("API key (app key)", validators=[DataRequired(), Length(max=4096)])
@@ -106,16 +112,22 @@ class AccountEditForm(FlaskForm):
         return valid
 
 
+def _at_least_one(form: FlaskForm, field: SelectMultipleField) -> None:
+    # Not DataRequired: its "required" flag would mark every checkbox of the group as required.
+    if not field.data:
+        raise ValidationError("choose at least one scope")
+
+
 class ApiKeyCreateForm(FlaskForm):
     """A new API key: label, scopes, optionally the accounts it may touch."""
 
     label = StringField("Label", validators=[DataRequired(), Length(max=100)])
     scopes = SelectMultipleField(
         "Scopes",
-        choices=[(s, s) for s in SCOPES],
+        choices=[SelectChoice(s) for s in SCOPES],
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
-        validators=[DataRequired(message="choose at least one scope")],
+        validators=[_at_least_one],
     )
     account_ids = SelectMultipleField(
         "Accounts (none selected: all accounts)", coerce=int, validators=[Optional()]
@@ -132,5 +144,7 @@ class StockSearchForm(FlaskForm):
 
     q = StringField("Code or name", validators=[Optional(), Length(max=100)])
     market = SelectField(
-        "Market", choices=[("", "All markets")] + [(m, m) for m in STOCK_MARKETS], default=""
+        "Market",
+        choices=[SelectChoice("", "All markets"), *(SelectChoice(m) for m in STOCK_MARKETS)],
+        default="",
     )

@@ -1,0 +1,39 @@
+"""The stocks master, searched by code or Korean name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+from flask_login import login_required
+
+from web_server.services.stocks import search_stocks
+from web_server.ui.blueprint import bp
+from web_server.ui.forms import StockSearchForm
+
+PAGE_SIZE = 50
+
+
+@bp.get("/stocks")
+@login_required
+def stocks() -> Any:
+    """Search the stocks master (``?q=&market=&page=``), 50 a page."""
+    form = StockSearchForm(request.args)
+    page = request.args.get("page", "1")
+    page_number = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    results: list[Any] = []
+    if form.validate():
+        found = search_stocks(
+            (form.q.data or "").strip() or None,
+            market=form.market.data or None,
+            limit=PAGE_SIZE + 1,
+            offset=(page_number - 1) * PAGE_SIZE,
+        )
+        results = list(found)
+    return render_template(
+        "stocks/search.html",
+        form=form,
+        stocks=results[:PAGE_SIZE],
+        page=page_number,
+        has_next=len(results) > PAGE_SIZE,
+    )
