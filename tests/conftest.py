@@ -1,8 +1,8 @@
 """Shared fixtures: a real PostgreSQL, an app migrated to head, and clean tables per test.
 
 The server is, in order of preference: ``GATEWAY_TEST_DATABASE_URL`` (a server URL; databases are
-created on it), the local server on 127.0.0.1:5432 (user ``postgres``), or an embedded PostgreSQL
-started for the session. Each run creates its own databases and drops them at the end.
+created on it; ``embedded`` forces the embedded one), the local server on 127.0.0.1:5432 (user
+``postgres``), or an embedded PostgreSQL started for the session. Each run creates its own databases and drops them at the end.
 """
 
 from __future__ import annotations
@@ -118,7 +118,9 @@ def _local_server_url() -> str | None:
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the session."""
     configured = os.environ.get("GATEWAY_TEST_DATABASE_URL")
-    local = configured or _local_server_url()
+    # "embedded" forces the embedded server even when a local one answers (what a machine
+    # without PostgreSQL gets).
+    local = None if configured == "embedded" else configured or _local_server_url()
     if local:
         yield PostgresServer(local)
         return

@@ -65,6 +65,10 @@ def _account(db, name="kis-1", exchange="KIS", account_type="SECURITIES_STOCK"):
     ).fetchone()[0]
 
 
+# ON DELETE RESTRICT: PostgreSQL 18 reports restrict_violation, older ones foreign_key_violation.
+REFERENCED = (psycopg.errors.ForeignKeyViolation, psycopg.errors.RestrictViolation)
+
+
 def test_a_referenced_stock_cannot_be_deleted(db):
     db.execute(STOCK, ("005930", "삼성전자", "KOSPI", "ACTIVE"))
     account_id = _account(db)
@@ -73,7 +77,7 @@ def test_a_referenced_stock_cannot_be_deleted(db):
         " VALUES (%s, '005930', 10, 70000)",
         (account_id,),
     )
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+    with pytest.raises(REFERENCED):
         db.execute("DELETE FROM market.stocks WHERE symbol = '005930'")
     db.execute("DELETE FROM trade.holdings")
     db.execute(
@@ -82,7 +86,7 @@ def test_a_referenced_stock_cannot_be_deleted(db):
         " VALUES (gen_random_uuid(), %s, '005930', 'BUY', 'MARKET', 1, 'k1', 'h')",
         (account_id,),
     )
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+    with pytest.raises(REFERENCED):
         db.execute("DELETE FROM market.stocks WHERE symbol = '005930'")
     assert db.execute("SELECT count(*) FROM market.stocks").fetchone() == (1,)
 
