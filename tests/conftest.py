@@ -2,7 +2,8 @@
 
 The server is, in order of preference: ``GATEWAY_TEST_DATABASE_URL`` (a server URL; databases are
 created on it; ``embedded`` forces the embedded one), the local server on 127.0.0.1:5432 (user
-``postgres``), or an embedded PostgreSQL started for the session. Each run creates its own databases and drops them at the end.
+``postgres``), or an embedded PostgreSQL started for the session. Each run creates its own
+databases and drops them at the end.
 """
 
 from __future__ import annotations
