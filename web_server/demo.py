@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
+from web_server.errors import GatewayError
 from web_server.extensions import db
 from web_server.models import Account
 
@@ -150,12 +151,17 @@ def ensure_demo_accounts(app: Flask, urls: dict[str, str]) -> list[Account]:
 
 def ensure_demo_api_key(app: Flask, instance: Path) -> str:
     """Return the demo strategy's API key (all scopes), created once and kept in the instance."""
-    from web_server.services.api_keys import create_api_key
+    from web_server.services.api_keys import authenticate, create_api_key
 
     stored = instance / "demo_api_key"
-    if stored.exists():
-        return stored.read_text().strip()
     with app.app_context():
+        if stored.exists():
+            try:
+                authenticate(f"Bearer {stored.read_text().strip()}")
+                db.session.commit()
+                return stored.read_text().strip()
+            except GatewayError:
+                db.session.rollback()  # revoked, or the database was reset: make a new one
         _, key = create_api_key(
             "demo strategy",
             ["orders:write", "orders:read", "holdings:read", "accounts:read", "admin"],

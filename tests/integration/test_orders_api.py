@@ -221,7 +221,7 @@ def test_reset_before_the_broker_acted_ends_rejected(app, client, api_headers, k
     assert lost.get_json()["status"] == "UNKNOWN"
     with app.app_context():
         assert reconcile_orders() == {"waiting": 1}  # too early to say it never arrived
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
         assert reconcile_orders(now=later) == {"never_arrived": 1}
     order = client.get(f"/api/v1/orders/{lost.get_json()['id']}", headers=api_headers)
     assert order.get_json()["status"] == "REJECTED"
@@ -286,7 +286,115 @@ def test_crypto_order_with_client_id_and_lost_answer(app, client, api_headers, u
     with app.app_context():
         assert reconcile_orders() == {"found": 1}
     assert len(upbit.placed()) == 2
-    market_buy = _post(client, api_headers, {**body, "type": "MARKET", "limit_price": None}, "u-3")
+    market = {k: v for k, v in body.items() if k != "limit_price"} | {"type": "MARKET"}
+    market_buy = _post(client, api_headers, market, "u-3")
     assert market_buy.status_code == 422
+    assert "by amount" in market_buy.get_json()["errors"]["type"][0]
     unknown = _post(client, api_headers, {**body, "symbol": "KRW-NOPE"}, "u-4")
     assert unknown.get_json()["code"] == "symbol_unknown"
+
+
+def test_an_order_still_at_the_broker_is_left_alone(app, client, api_headers, kis):
+    import threading
+
+    kis.fault(kind="latency", seconds=2.0, path_prefix="/uapi/domestic-stock/v1/trading/order-cash")
+    result = {}
+
+    def place() -> None:
+        result["response"] = _post(client, api_headers, _order(kis.account_id), "slow-1")
+
+    thread = threading.Thread(target=place)
+    thread.start()
+    try:
+        import time
+
+        time.sleep(0.7)  # the request is now waiting for the broker, holding the order's lock
+        with app.app_context():
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+            assert reconcile_orders(now=later) == {"busy": 1}
+        replay = _post(client, api_headers, _order(kis.account_id), "slow-1")
+        assert replay.status_code == 409 and "still at the broker" in replay.get_json()["detail"]
+    finally:
+        thread.join()
+    order = result["response"].get_json()
+    assert result["response"].status_code == 201
+    assert order["status"] == "SUBMITTED" and order["reject_code"] is None
+    assert len(kis.placed()) == 1
+
+
+def test_idempotency_keys_belong_to_the_api_key(client, api_headers, make_api_key, kis):
+    other_strategy = make_api_key("orders:write", "orders:read")
+    first = _post(client, api_headers, _order(kis.account_id), "shared-name")
+    second = _post(client, other_strategy, _order(kis.account_id), "shared-name")
+    assert first.status_code == second.status_code == 201
+    assert first.get_json()["id"] != second.get_json()["id"]  # two strategies, two orders
+    assert len(kis.placed()) == 2
+    # The same key for another account is another body: a conflict, not a second order.
+    other = _post(client, api_headers, _order(kis.account_id + 1), "shared-name")
+    assert other.status_code in (403, 409)
+    # Equal numbers written differently are the same request.
+    same = _post(client, api_headers, _order(kis.account_id, quantity="2.0"), "shared-name")
+    assert same.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"quantity": 2}, "quantity"),  # a JSON number: money travels as strings
+        ({"quantity": "1e400"}, "quantity"),
+        ({"limit_price": "0.0000000000001"}, "limit_price"),
+        ({"account_id": 10**20}, "account_id"),
+        ({"symbol": "005930\x00"}, "symbol"),
+    ],
+)
+def test_absurd_input_is_a_422(client, api_headers, kis, change, field):
+    body = {**_order(kis.account_id), **change}
+    response = _post(client, api_headers, body, f"absurd-{field}")
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["errors"]["json"]
+    assert kis.placed() == []
+
+
+def test_bad_keys_ids_and_ticks_are_4xx(client, api_headers, kis):
+    nul = client.post(
+        "/api/v1/orders",
+        json=_order(kis.account_id),
+        headers={**api_headers, "Idempotency-Key": "a\x01b"},
+    )
+    assert nul.status_code == 422
+    assert (
+        client.get("/api/v1/accounts/99999999999999999999", headers=api_headers).status_code == 404
+    )
+    assert (
+        client.get(
+            "/api/v1/orders?account_id=99999999999999999999", headers=api_headers
+        ).status_code
+        == 422
+    )
+    off_tick = str(Decimal(RESTING) + 1)
+    response = _post(client, api_headers, _order(kis.account_id, limit_price=off_tick), "tick")
+    assert response.status_code == 422 and "tick" in response.get_json()["detail"]
+    assert kis.placed() == []
+
+
+def test_an_unexpected_failure_after_the_commit_leaves_the_order_unknown(
+    client, api_headers, kis, monkeypatch
+):
+    from securities.kis import KisAdapter
+
+    def broken(self, request):
+        raise ValueError("a broker answer nobody expected")
+
+    monkeypatch.setattr(KisAdapter, "place_order", broken)
+    response = _post(client, api_headers, _order(kis.account_id), "broken-1")
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "UNKNOWN"
+
+
+def test_polling_never_moves_a_cancel_back(app, client, api_headers, kis, psql):
+    order = _post(client, api_headers, _order(kis.account_id), "cp-1").get_json()
+    psql.execute("UPDATE trade.orders SET status = 'CANCEL_PENDING' WHERE id = %s", (order["id"],))
+    with app.app_context():
+        poll_open_orders()
+    still = client.get(f"/api/v1/orders/{order['id']}", headers=api_headers).get_json()
+    assert still["status"] == "CANCEL_PENDING"  # the broker still shows it open: not a regress

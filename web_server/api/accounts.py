@@ -11,12 +11,12 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select
 
 from web_server.api.auth import current_key, scoped
 from web_server.errors import Conflict
 from web_server.extensions import db
-from web_server.models import Account, Holding, OrderIntent
+from web_server.models import Account
 from web_server.models.accounts import Environment, Exchange
 from web_server.services import accounts as accounts_service
 from web_server.services import api_keys
@@ -157,7 +157,7 @@ class AccountList(MethodView):
         return account
 
 
-@blp.route("/<int:account_id>")
+@blp.route("/<int(max=2147483647):account_id>")
 class AccountItem(MethodView):
     """One account."""
 
@@ -188,15 +188,7 @@ class AccountItem(MethodView):
         """Delete an account without orders; its token is revoked at the broker first."""
         api_keys.require(current_key(), "admin", account_id)
         account = accounts_service.get_account(account_id)
-        has_history = db.session.scalar(
-            select(
-                or_(
-                    exists().where(OrderIntent.account_id == account_id),
-                    exists().where(Holding.account_id == account_id),
-                )
-            )
-        )
-        if has_history:
+        if accounts_service.has_history(account):
             raise Conflict(
                 "The account has orders or holdings on record; deactivate it "
                 "(PATCH is_active=false) instead, so its history stays."
@@ -205,7 +197,7 @@ class AccountItem(MethodView):
         db.session.commit()
 
 
-@blp.route("/<int:account_id>/token/refresh")
+@blp.route("/<int(max=2147483647):account_id>/token/refresh")
 class TokenRefresh(MethodView):
     """Refresh a KIS or Kiwoom token now."""
 
@@ -221,7 +213,7 @@ class TokenRefresh(MethodView):
         return token_status(accounts_service.get_account(account_id))
 
 
-@blp.route("/<int:account_id>/balances")
+@blp.route("/<int(max=2147483647):account_id>/balances")
 class Balances(MethodView):
     """Cash, read from the broker."""
 
@@ -233,7 +225,7 @@ class Balances(MethodView):
         return list(adapter_for(accounts_service.get_account(account_id)).get_balance())
 
 
-@blp.route("/<int:account_id>/holdings")
+@blp.route("/<int(max=2147483647):account_id>/holdings")
 class Holdings(MethodView):
     """Positions, read from the broker."""
 

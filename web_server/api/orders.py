@@ -8,7 +8,7 @@ from typing import Any
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from web_server.api.auth import current_key, scoped
 from web_server.models import OrderStatus
@@ -17,21 +17,37 @@ from web_server.services import orders as orders_service
 blp = Blueprint("orders_api", __name__, url_prefix="/api/v1/orders", description="Orders")
 
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
+ACCOUNT_ID = validate.Range(min=1, max=2**31 - 1)
+SYMBOL = validate.Regexp(r"^[A-Za-z0-9-]{1,32}$", error="a symbol such as 005930, KRW-BTC, BTCUSDT")
+
+
+class DecimalString(fields.Decimal):
+    """A decimal sent as a JSON string (DESIGN §3: money never travels as a float).
+
+    Bounded so that no absurd value reaches a broker or the database: at most 15 digits before
+    the point and 12 after.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError('Send decimals as strings, e.g. "10" or "70000.5".')
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number is not None and (
+            not number.is_finite() or number.adjusted() >= 15 or -number.as_tuple().exponent > 12
+        ):
+            raise ValidationError("Out of range: at most 15 digits before the point and 12 after.")
+        return number
 
 
 class OrderRequestSchema(Schema):
     """An order; money and quantities are decimal strings."""
 
-    account_id = fields.Integer(required=True)
-    symbol = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=32),
-        metadata={"example": "005930"},
-    )
+    account_id = fields.Integer(required=True, strict=True, validate=ACCOUNT_ID)
+    symbol = fields.String(required=True, validate=SYMBOL, metadata={"example": "005930"})
     side = fields.String(required=True, validate=validate.OneOf(["BUY", "SELL"]))
     type = fields.String(required=True, validate=validate.OneOf(["LIMIT", "MARKET"]))
-    quantity = fields.Decimal(required=True, validate=_POSITIVE, metadata={"example": "10"})
-    limit_price = fields.Decimal(validate=_POSITIVE, metadata={"example": "70000"})
+    quantity = DecimalString(required=True, validate=_POSITIVE, metadata={"example": "10"})
+    limit_price = DecimalString(validate=_POSITIVE, metadata={"example": "70000"})
     route = fields.String(validate=validate.OneOf(["KRX", "NXT", "SOR"]))
 
 
@@ -60,9 +76,9 @@ class OrderSchema(Schema):
 class OrderListArgs(Schema):
     """Filters and the page cursor of an order listing."""
 
-    account_id = fields.Integer()
+    account_id = fields.Integer(validate=ACCOUNT_ID)
     status = fields.String(validate=validate.OneOf(list(OrderStatus)))
-    symbol = fields.String()
+    symbol = fields.String(validate=SYMBOL)
     cursor = fields.String()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 

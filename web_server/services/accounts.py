@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 
 from web_server.errors import Conflict, NotFound, ValidationFailed
 from web_server.extensions import db
@@ -118,6 +118,8 @@ def base_url_problem(url: str) -> str | None:
     loopback interface, where the simulators run.
     """
     parts = urlsplit(url)
+    if parts.username or parts.password:
+        return "must not carry a user name or password"
     if parts.scheme == "https" and parts.hostname:
         return None
     if parts.scheme == "http" and parts.hostname:
@@ -192,6 +194,22 @@ def replace_keys(account: Account, *, api_key: str, api_secret: str) -> None:
     account.api_key = api_key
     account.api_secret = api_secret
     db.session.flush()
+
+
+def has_history(account: Account) -> bool:
+    """Tell whether trade rows reference the account (then it is deactivated, never deleted)."""
+    from web_server.models import Holding, OrderIntent
+
+    return bool(
+        db.session.scalar(
+            select(
+                or_(
+                    exists().where(OrderIntent.account_id == account.id),
+                    exists().where(Holding.account_id == account.id),
+                )
+            )
+        )
+    )
 
 
 def delete_account(account: Account) -> None:

@@ -60,6 +60,7 @@ class CachedStock:
     status: str
     is_tradable: bool
     trade_halt_reason: str | None
+    security_group: str | None = None
 
 
 class SymbolCache:
@@ -128,8 +129,8 @@ class SymbolCache:
             generation = self._generation
             with psycopg.connect(self.dsn) as conn:
                 rows = conn.execute(
-                    "SELECT symbol, name, market, status, is_tradable, trade_halt_reason"
-                    " FROM market.stocks"
+                    "SELECT symbol, name, market, status, is_tradable, trade_halt_reason,"
+                    " security_group FROM market.stocks"
                 ).fetchall()
             stocks = {row[0]: CachedStock(*row) for row in rows}
             self.loads += 1

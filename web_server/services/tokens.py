@@ -29,10 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from web_server.brokers import utc_now
@@ -44,6 +42,7 @@ from web_server.errors import (
     NotFound,
 )
 from web_server.extensions import db
+from web_server.locks import LockTimeout, advisory_lock, lock_key
 from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ def app_key_fingerprint(exchange: str, environment: str, app_key: str) -> str:
 
 
 def _lock_key(fingerprint: str) -> int:
-    return int.from_bytes(bytes.fromhex(fingerprint[:16]), "big", signed=True)
+    return lock_key("token", fingerprint)
 
 
 @dataclass(frozen=True)
@@ -102,49 +101,20 @@ def is_due(token: SecuritiesToken | None, at: dt.datetime) -> bool:
 
 @contextlib.contextmanager
 def _app_key_lock(fingerprint: str, *, wait: bool) -> Iterator[bool]:
-    """Hold the app key's advisory lock on a dedicated connection; yield whether we got it.
-
-    The lock belongs to the database session, not to a transaction: if anything goes wrong while
-    it is held, the connection is invalidated (its session closed) rather than returned to the
-    pool still holding the lock, which would block this app key in every process.
+    """Hold the app key's advisory lock; yield whether we got it.
 
     Raises:
         BrokerUnavailable: another process has held the lock for 30 s (a broker call hanging).
     """
-    connection = db.engine.connect()
-    key = _lock_key(fingerprint)
     try:
-        try:
-            with connection.begin():
-                if wait:
-                    # Local to this transaction: the pooled connection keeps no timeout after.
-                    connection.execute(text("SELECT set_config('lock_timeout', '30s', true)"))
-                    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-                    got = True
-                else:
-                    got = bool(
-                        connection.execute(
-                            text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
-                        ).scalar_one()
-                    )
-        except OperationalError as exc:
-            if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
-                raise BrokerUnavailable(
-                    "Another process has been asking the broker for this app key's token for "
-                    "30 s; try again shortly.",
-                    retry_after=5,
-                ) from None
-            raise
-        yield got
-    except BaseException:
-        connection.invalidate()
-        raise
-    else:
-        if got:
-            with connection.begin():
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-    finally:
-        connection.close()
+        with advisory_lock(db.engine, _lock_key(fingerprint), wait=wait) as got:
+            yield got
+    except LockTimeout:
+        raise BrokerUnavailable(
+            "Another process has been asking the broker for this app key's token for 30 s; "
+            "try again shortly.",
+            retry_after=5,
+        ) from None
 
 
 def refresh_token(

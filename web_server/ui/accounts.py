@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import login_required
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from web_server.errors import GatewayError, ValidationFailed
 from web_server.extensions import db
-from web_server.models import Account, Holding, Order, OrderIntent
+from web_server.models import Account, Order
 from web_server.services import accounts as accounts_service
 from web_server.services import tokens
 from web_server.services.brokers import adapter_for
@@ -108,7 +108,7 @@ def _config_errors_by_field(errors: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-@bp.get("/accounts/<int:account_id>")
+@bp.get("/accounts/<int(max=2147483647):account_id>")
 @login_required
 def account_page(account_id: int) -> Any:
     """Show an account: details, token, live holdings and balances, recent orders, edit."""
@@ -163,7 +163,7 @@ def _render_account(
     )
 
 
-@bp.post("/accounts/<int:account_id>/edit")
+@bp.post("/accounts/<int(max=2147483647):account_id>/edit")
 @login_required
 def edit_account(account_id: int) -> Any:
     """Rename, (de)activate, repoint the account or replace its keys (revoking the old token)."""
@@ -194,7 +194,7 @@ def edit_account(account_id: int) -> Any:
     return redirect(url_for("ui.account_page", account_id=account_id))
 
 
-@bp.post("/accounts/<int:account_id>/token/refresh")
+@bp.post("/accounts/<int(max=2147483647):account_id>/token/refresh")
 @login_required
 def refresh_token(account_id: int) -> Any:
     """Issue a new token now, within the broker's issuance limit."""
@@ -214,7 +214,7 @@ def refresh_token(account_id: int) -> Any:
     return redirect(url_for("ui.account_page", account_id=account_id))
 
 
-@bp.post("/accounts/<int:account_id>/test")
+@bp.post("/accounts/<int(max=2147483647):account_id>/test")
 @login_required
 def test_connection(account_id: int) -> Any:
     """Ask the broker for the account's cash: proves keys, token and URL together."""
@@ -230,7 +230,7 @@ def test_connection(account_id: int) -> Any:
     return redirect(url_for("ui.account_page", account_id=account_id))
 
 
-@bp.route("/accounts/<int:account_id>/delete", methods=["GET", "POST"])
+@bp.route("/accounts/<int(max=2147483647):account_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_account(account_id: int) -> Any:
     """Confirm, then delete an account without history; its token is revoked first."""
@@ -238,15 +238,7 @@ def delete_account(account_id: int) -> Any:
     form = ActionForm(prefix="delete")
     if not form.is_submitted():
         return render_template("accounts/delete.html", account=account, form=form)
-    has_history = db.session.scalar(
-        select(
-            or_(
-                exists().where(OrderIntent.account_id == account_id),
-                exists().where(Holding.account_id == account_id),
-            )
-        )
-    )
-    if has_history:
+    if accounts_service.has_history(account):
         # The API's 409 reason, with the UI's way to deactivate.
         flash(
             "The account has orders or holdings on record; deactivate it (uncheck Active and "

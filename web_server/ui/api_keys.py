@@ -75,7 +75,7 @@ def create_api_key() -> Any:
     return html, 201, {"Cache-Control": "no-store"}
 
 
-@bp.post("/api-keys/<int:key_id>/revoke")
+@bp.post("/api-keys/<int(max=2147483647):key_id>/revoke")
 @login_required
 def revoke_api_key(key_id: int) -> Any:
     """Revoke a key; it stops working at once."""
