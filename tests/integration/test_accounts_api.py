@@ -11,6 +11,7 @@ import requests
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
 from tests.conftest import remember_secret, run_cli
+from web_server.services.stocks_sync import run_sync
 
 PROBLEM = "application/problem+json"
 
@@ -20,9 +21,11 @@ def _key(length: int) -> str:
 
 
 @pytest.fixture
-def kis():
-    """A KIS simulator with one account; yields (url, app_key, app_secret, account_number)."""
+def kis(app, database_url):
+    """A KIS simulator with one account and its stocks master synced; yields (url, key, secret)."""
     handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
+    run_sync(database_url, f"{handle.url}/common/master")
+    app.extensions["gateway.symbols"].invalidate()
     app_key, secret = _key(36), remember_secret(_key(180))
     requests.post(
         f"{handle.url}/_sim/accounts",
@@ -62,7 +65,7 @@ def _no_secret(response, *secrets_: str) -> None:
         assert secret not in text
 
 
-def test_create_and_read_an_account_without_its_secrets(client, api_headers, kis):
+def test_create_and_read_an_account_without_its_secrets(client, api_headers, kis, psql):
     url, app_key, secret = kis
     body = _kis_body(url, app_key, secret)
     created = client.post("/api/v1/accounts", json=body, headers=api_headers)
@@ -85,7 +88,19 @@ def test_create_and_read_an_account_without_its_secrets(client, api_headers, kis
     krw = balances.get_json()[0]
     assert krw["currency"] == "KRW" and krw["total"] == "5000000"  # decimal strings
     holdings = client.get(f"/api/v1/accounts/{account['id']}/holdings", headers=api_headers)
-    assert [(h["symbol"], h["quantity"]) for h in holdings.get_json()] == [("005930", "3")]
+    snapshot = holdings.get_json()
+    assert [(h["symbol"], h["quantity"], h["name"]) for h in snapshot["holdings"]] == [
+        ("005930", "3", "삼성전자")
+    ]
+    assert snapshot["as_of"] and snapshot["unlisted_symbols"] == []
+    # Stored as the broker's truth, with its time, and served from there while fresh.
+    assert psql.execute("SELECT symbol, quantity FROM trade.holdings").fetchall() == [("005930", 3)]
+    again = client.get(f"/api/v1/accounts/{account['id']}/holdings", headers=api_headers)
+    assert again.get_json()["as_of"] == snapshot["as_of"]
+    fresh = client.get(
+        f"/api/v1/accounts/{account['id']}/holdings?refresh=true", headers=api_headers
+    )
+    assert fresh.get_json()["as_of"] > snapshot["as_of"]
 
 
 def test_bad_input_is_a_422_and_writes_nothing(client, api_headers, kis):
@@ -172,9 +187,6 @@ def test_replacing_keys_revokes_the_token_and_delete_is_guarded(client, api_head
     assert revoked.json()["count"] == 1
 
     psql.execute(
-        "INSERT INTO market.stocks (symbol, name, market) VALUES ('005930', '삼성전자', 'KOSPI')"
-    )
-    psql.execute(
         "INSERT INTO trade.holdings (account_id, symbol, quantity) VALUES (%s, '005930', 3)",
         (account["id"],),
     )
@@ -213,7 +225,7 @@ def test_crypto_account_balances(client, api_headers):
         assert account["token"] is None and account["account_number"] is None
         holdings = client.get(
             f"/api/v1/accounts/{account['id']}/holdings", headers=api_headers
-        ).get_json()
+        ).get_json()["holdings"]
         assert {"asset": "BTC", "quantity": "0.5"}.items() <= {
             k: v for h in holdings if h["asset"] == "BTC" for k, v in h.items()
         }.items()
@@ -266,3 +278,20 @@ def test_base_url_must_be_https_except_on_loopback_and_a_new_host_gets_no_old_to
     assert moved.get_json()["token"]["state"] == "missing"  # revoked at the old host, forgotten
     revoked = requests.get(f"{url}/_sim/ledger", params={"kind": "token_revoked"}, timeout=5)
     assert revoked.json()["count"] == 1
+
+
+def test_a_holding_unknown_to_the_stocks_master_is_shown_but_not_stored(
+    app, client, api_headers, kis, psql
+):
+    url, app_key, secret = kis
+    account = client.post(
+        "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
+    ).get_json()
+    psql.execute("DELETE FROM market.stocks WHERE symbol = '005930'")  # a stale master
+    app.extensions["gateway.symbols"].invalidate()
+    snapshot = client.get(
+        f"/api/v1/accounts/{account['id']}/holdings?refresh=true", headers=api_headers
+    ).get_json()
+    assert snapshot["unlisted_symbols"] == ["005930"]
+    assert [h["symbol"] for h in snapshot["holdings"]] == ["005930"]
+    assert psql.execute("SELECT count(*) FROM trade.holdings").fetchone() == (0,)

@@ -20,6 +20,7 @@ from web_server.models import Account
 from web_server.models.accounts import Environment, Exchange
 from web_server.services import accounts as accounts_service
 from web_server.services import api_keys
+from web_server.services import holdings as holdings_service
 from web_server.services.brokers import adapter_for
 from web_server.services.tokens import refresh_token, token_status
 
@@ -225,13 +226,34 @@ class Balances(MethodView):
         return list(adapter_for(accounts_service.get_account(account_id)).get_balance())
 
 
+class HoldingsArgs(Schema):
+    """Ask for a fresh read of the broker instead of the stored snapshot."""
+
+    refresh = fields.Boolean(load_default=False)
+
+
+class HoldingsSnapshotSchema(Schema):
+    """The stored snapshot of an account's holdings and when the broker was read."""
+
+    as_of = fields.DateTime(allow_none=True)
+    holdings = fields.List(fields.Nested(HoldingSchema))
+    unlisted_symbols = fields.List(
+        fields.String(),
+        metadata={"description": "held at the broker but unknown to the stocks master"},
+    )
+
+
 @blp.route("/<int(max=2147483647):account_id>/holdings")
 class Holdings(MethodView):
-    """Positions, read from the broker."""
+    """Positions: the stored snapshot of the broker's truth."""
 
     @scoped("holdings:read")
-    @blp.response(200, HoldingSchema(many=True))
-    def get(self, account_id: int) -> list[Any]:
-        """Read the account's positions from the broker now."""
+    @blp.arguments(HoldingsArgs, location="query")
+    @blp.response(200, HoldingsSnapshotSchema)
+    def get(self, args: dict[str, Any], account_id: int) -> Any:
+        """Return the holdings snapshot; read the broker first if asked or if it is stale."""
         api_keys.require(current_key(), "holdings:read", account_id)
-        return list(adapter_for(accounts_service.get_account(account_id)).get_holdings())
+        account = accounts_service.get_account(account_id)
+        snapshot = holdings_service.get_holdings(account, refresh=args["refresh"])
+        db.session.commit()
+        return snapshot

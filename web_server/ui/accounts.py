@@ -14,6 +14,7 @@ from web_server.errors import GatewayError, ValidationFailed
 from web_server.extensions import db
 from web_server.models import Account, Order
 from web_server.services import accounts as accounts_service
+from web_server.services import holdings as holdings_service
 from web_server.services import tokens
 from web_server.services.brokers import adapter_for
 from web_server.services.orders import order_view
@@ -128,12 +129,15 @@ def _render_account(
     balances: list[Any] = []
     broker_error = None
     try:
-        adapter = adapter_for(account)
-        holdings = list(adapter.get_holdings())
-        balances = list(adapter.get_balance())
+        # The operator's page reads the broker now, and keeps what it read as the snapshot.
+        holdings = holdings_service.refresh_holdings(account).holdings
+        db.session.commit()
+        balances = list(adapter_for(account).get_balance())
     except GatewayError as exc:
+        db.session.rollback()
         broker_error = exc.detail
     except Exception:  # noqa: BLE001 - the page still shows the account; the log has the cause
+        db.session.rollback()
         log.exception("account %s: reading holdings failed", account.id)
         broker_error = "The broker's answer could not be read; the log has the details."
     # Reading from the broker may have issued a token in its own transaction: read it afresh.
