@@ -47,6 +47,14 @@ _DATA_TABLES = (
 SECRETS_IN_USE: set[str] = set()
 
 
+def random_key(length: int) -> str:
+    """Return a random alphanumeric key, as brokers issue them (KIS: 36 and 180 characters)."""
+    import string
+
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
 def remember_secret(value: str) -> str:
     """Register a secret a test gives the gateway, so the log scan looks for it; return it."""
     SECRETS_IN_USE.add(value)

@@ -8,28 +8,22 @@ is kept in the test's temporary folder.
 from __future__ import annotations
 
 import re
-import secrets
-import string
 
 import pytest
 import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import remember_secret, run_cli
+from tests.conftest import random_key, remember_secret, run_cli
 
 PASSWORD = "a long operator passphrase"
-
-
-def _key(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 @pytest.fixture
 def kis_sim():
     """A KIS simulator with an account holding three Samsung Electronics shares."""
     handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    app_key, secret = remember_secret(_key(36)), remember_secret(_key(180))
+    app_key, secret = remember_secret(random_key(36)), remember_secret(random_key(180))
     requests.post(
         f"{handle.url}/_sim/accounts",
         json={

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-import string
-
 import pytest
 import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import remember_secret, run_cli
+from tests.conftest import random_key, remember_secret, run_cli
 from web_server.services.stocks_sync import run_sync
 
 PROBLEM = "application/problem+json"
-
-
-def _key(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 @pytest.fixture
@@ -26,7 +19,7 @@ def kis(app, database_url):
     handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
     run_sync(database_url, f"{handle.url}/common/master")
     app.extensions["gateway.symbols"].invalidate()
-    app_key, secret = _key(36), remember_secret(_key(180))
+    app_key, secret = random_key(36), remember_secret(random_key(180))
     requests.post(
         f"{handle.url}/_sim/accounts",
         json={
@@ -54,7 +47,7 @@ def _kis_body(url: str, app_key: str, secret: str, name: str = "kis-main") -> di
         "securities_config": {
             "account_number": "50123456",
             "product_code": "01",
-            "cert_password": remember_secret("cert-pw-" + _key(8)),
+            "cert_password": remember_secret("cert-pw-" + random_key(8)),
         },
     }
 
@@ -201,7 +194,7 @@ def test_replacing_keys_revokes_the_token_and_delete_is_guarded(client, api_head
 def test_crypto_account_balances(client, api_headers):
     handle = serve_in_thread(create_simulator("upbit"))
     try:
-        access, secret = _key(40), remember_secret(_key(40))
+        access, secret = random_key(40), remember_secret(random_key(40))
         requests.post(
             f"{handle.url}/_sim/accounts",
             json={

@@ -6,8 +6,6 @@ The simulators' ledgers are the ground truth: every test counts what the broker 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-import string
 from decimal import Decimal
 
 import pytest
@@ -15,15 +13,11 @@ import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import remember_secret
+from tests.conftest import random_key, remember_secret
 from web_server.extensions import db
 from web_server.services.crypto_markets import sync_all_markets
 from web_server.services.orders import poll_open_orders, reconcile_orders
 from web_server.services.stocks_sync import run_sync
-
-
-def _key(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 class Venue:
@@ -50,7 +44,7 @@ class Venue:
 def kis(app, client, api_headers, database_url):
     """A KIS simulator, its stocks master synced, and an account with cash and shares."""
     handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    app_key, secret = _key(36), remember_secret(_key(180))
+    app_key, secret = random_key(36), remember_secret(random_key(180))
     requests.post(
         f"{handle.url}/_sim/accounts",
         json={
@@ -93,7 +87,7 @@ RESTING = "50000"
 def upbit(app, client, api_headers):
     """An Upbit simulator with its markets synced and a funded account."""
     handle = serve_in_thread(create_simulator("upbit"))
-    access, secret = _key(40), remember_secret(_key(40))
+    access, secret = random_key(40), remember_secret(random_key(40))
     requests.post(
         f"{handle.url}/_sim/accounts",
         json={

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import string
 import threading
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import select
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import remember_secret, run_cli
+from tests.conftest import random_key, remember_secret, run_cli
 from web_server.errors import BrokerAuthFailed, BrokerRateLimited, BrokerUnavailable
 from web_server.extensions import db
 from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
@@ -65,13 +64,9 @@ def clock(app_ctx):
     del app_ctx.extensions["gateway.clock"]
 
 
-def _key(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
-
-
 def make_account(sim_url: str, exchange: str = "KIS", environment: str = "REAL") -> Account:
     """Create an account in the simulator and in the gateway; return the gateway's."""
-    app_key, secret = remember_secret(_key(36)), remember_secret(_key(180))
+    app_key, secret = remember_secret(random_key(36)), remember_secret(random_key(180))
     number = str(secrets.randbelow(90_000_000) + 10_000_000)
     body = {"app_key": app_key, "account_number": number, "cash": "10000000"}
     if exchange == "KIS":
@@ -294,7 +289,7 @@ def test_real_and_paper_with_one_app_key_get_their_own_tokens(clock):
     # Another seed: two hosts of the real KIS sign with different keys.
     paper = serve_in_thread(create_simulator("kis", paper=True, seed=1, rate_limit_per_second=0))
     try:
-        app_key, secret = _key(36), remember_secret(_key(180))
+        app_key, secret = random_key(36), remember_secret(random_key(180))
         accounts = []
         for number, (url, environment) in enumerate(((real.url, "REAL"), (paper.url, "PAPER"))):
             account_number = f"5555000{number}"

@@ -7,8 +7,6 @@ a key, a secret or a full account number the test typed in.
 from __future__ import annotations
 
 import re
-import secrets
-import string
 from decimal import Decimal
 
 import pytest
@@ -17,17 +15,13 @@ from sqlalchemy import func, select
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import remember_secret, run_cli
+from tests.conftest import random_key, remember_secret, run_cli
 from web_server.extensions import db
 from web_server.models import Account, ApiKey, Holding, Stock
 
 PASSWORD = "correct horse battery"
 ACCOUNT_NUMBER = "50123456"
 _CSRF = re.compile(r'name="(?:[\w-]+-)?csrf_token" type="hidden" value="([^"]+)"')
-
-
-def _key(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 class Browser:
@@ -78,7 +72,7 @@ def browser(app, client):
 def kis():
     """A KIS simulator holding 3 Samsung shares; yields (url, app_key, app_secret)."""
     handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    app_key, secret = remember_secret(_key(36)), remember_secret(_key(180))
+    app_key, secret = remember_secret(random_key(36)), remember_secret(random_key(180))
     requests.post(
         f"{handle.url}/_sim/accounts",
         json={
@@ -139,7 +133,7 @@ def test_pages_require_login(client):
 
 def test_add_a_kis_account_refresh_its_token_and_read_holdings(app, browser, kis):
     url, app_key, secret = kis
-    cert_password = remember_secret("cert-pw-" + _key(8))
+    cert_password = remember_secret("cert-pw-" + random_key(8))
 
     # A bad account number: the error sits next to its field, the keys are not sent back.
     bad = browser.post("/accounts/new", _account_form(url, app_key, secret, account_number="1234"))
@@ -207,7 +201,7 @@ def test_edit_and_delete_an_account(app, browser, kis):
     assert one_half.status_code == 422
     assert "together" in _field_error(one_half.get_data(as_text=True), "edit-api_secret")
 
-    new_key, new_secret = remember_secret(_key(36)), remember_secret(_key(180))
+    new_key, new_secret = remember_secret(random_key(36)), remember_secret(random_key(180))
     saved = browser.post(
         f"/accounts/{account_id}/edit",
         {

@@ -9,7 +9,6 @@ Every row is about either a Korean security or a crypto market, never both: ``sy
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -26,23 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from web_server.brokers import OrderStatus
 from web_server.database import Base
 from web_server.models.market import stock_symbol_fk
 
 _ONE_INSTRUMENT = "num_nonnulls(symbol, crypto_market_id) = 1"
-
-
-class OrderStatus(enum.StrEnum):
-    """The life of an order, as the API reports it (DESIGN §5)."""
-
-    PENDING_SUBMIT = "PENDING_SUBMIT"
-    SUBMITTED = "SUBMITTED"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCEL_PENDING = "CANCEL_PENDING"
-    CANCELLED = "CANCELLED"
-    REJECTED = "REJECTED"
-    UNKNOWN = "UNKNOWN"
 
 
 _STATUSES = ", ".join(f"'{status}'" for status in OrderStatus)
