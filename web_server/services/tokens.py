@@ -2,18 +2,20 @@
 
 Three locks make each issuance happen once across every process and host (DESIGN §4):
 
-1. A session-level advisory lock per app key (on its own connection) makes issuance single-flight:
-   a request that finds no valid token waits for an issuance already under way and then uses its
-   result instead of asking again. The refresh job only *tries* this lock and skips an app key
-   another process is serving.
-2. The token row is locked ``FOR UPDATE`` (the job selects due rows ``FOR UPDATE SKIP LOCKED``)
-   while the broker is asked, so revocation or deletion cannot interleave with a refresh.
+1. A session-level advisory lock per app key (``web_server.locks``, on its own connection) makes
+   issuance single-flight: a request that finds no valid token waits for an issuance already
+   under way and then uses its result instead of asking again. The refresh job only *tries* this
+   lock and skips an app key another process is serving.
+2. The token row is locked ``FOR UPDATE`` while the broker is asked (in the job ``FOR UPDATE SKIP
+   LOCKED``: a row another process holds is skipped), so revocation or deletion cannot interleave
+   with a refresh.
 3. ``system.token_issuance_windows`` records each attempt per app key, committed *before* the
    broker is called, so the broker's issuance limit (KIS: one a minute, EGW00133) holds even when
    a process dies mid-call and another takes over.
 
 A failure keeps the old token in use while it is valid, records ``last_error``, and schedules the
-next attempt with exponential backoff (``next_attempt_at``). This module deliberately runs its own
+next attempt with exponential backoff (``next_attempt_at``; on the issuance window when the account
+has no token yet). This module deliberately runs its own
 short transactions (like the order intent of STYLE H8): the attempt must be on record before the
 broker is asked, whatever the caller's transaction does.
 """
