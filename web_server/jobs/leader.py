@@ -15,19 +15,14 @@ import os
 import socket
 import threading
 import uuid
-import zlib
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from web_server.locks import lock_key
+
 log = logging.getLogger(__name__)
-
-
-def lock_key(name: str) -> int:
-    """Return the advisory-lock key of a lock name (stable across processes and versions)."""
-    # A fixed namespace in the high bits keeps our keys apart from other applications' locks.
-    return (0x6761 << 32) | zlib.crc32(name.encode())
 
 
 class LeaderLock:
@@ -36,7 +31,8 @@ class LeaderLock:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
         self.name = name
-        self.key = lock_key(name)
+        # Held for as long as this process leads, so not the context manager of web_server.locks.
+        self.key = lock_key("leader", name)
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._connection: Connection | None = None
         self._mutex = threading.Lock()
