@@ -14,9 +14,7 @@ from typing import ClassVar
 
 import requests
 
-from crypto_exchanges._http import ExchangeClient, RetryPolicy
-from crypto_exchanges._rules import MarketCache, check_order
-from web_server.brokers import (
+from brokers import (
     Capabilities,
     Clock,
     Credentials,
@@ -24,7 +22,9 @@ from web_server.brokers import (
     OrderRequest,
     utc_now,
 )
-from web_server.errors import InvalidOrder
+from brokers.errors import InvalidOrder
+from crypto_exchanges._http import ExchangeClient, RetryPolicy
+from crypto_exchanges._rules import MarketCache, check_order
 
 __all__ = ["MARKET_CACHE_TTL", "CryptoAdapterBase"]
 

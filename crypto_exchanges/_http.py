@@ -1,6 +1,6 @@
 """Sending signed requests, translating what comes back, and the read retry policy.
 
-The one place where a transport failure or an HTTP error becomes a ``web_server.errors`` class, so
+The one place where a transport failure or an HTTP error becomes a ``brokers.errors`` class, so
 the three exchange clients agree on the safety rules (DESIGN §6, STYLE H6/H8):
 
 * Connect failures (refused, DNS, connect timeout) mean the request never left: ``BrokerTimeout``.
@@ -33,8 +33,8 @@ from urllib.parse import quote, urlencode
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
-from web_server.brokers import Clock, Credentials, utc_now
-from web_server.errors import (
+from brokers import Clock, Credentials, utc_now
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerError,
     BrokerRateLimited,

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from web_server.brokers import MarketRule, OrderRequest, OrderType, Side
-from web_server.errors import InvalidOrder
+from brokers import MarketRule, OrderRequest, OrderType, Side
+from brokers.errors import InvalidOrder
 
 __all__ = ["MarketCache", "TickRule", "check_order", "format_decimal"]
 

@@ -17,10 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
-from crypto_exchanges._jwt import encode_hs_jwt, query_hash
-from crypto_exchanges._rules import format_decimal
-from web_server.brokers import (
+from brokers import (
     Balance,
     BrokerOrder,
     MarketRule,
@@ -30,7 +27,10 @@ from web_server.brokers import (
     Position,
     Side,
 )
-from web_server.errors import InvalidOrder
+from brokers.errors import InvalidOrder
+from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
+from crypto_exchanges._jwt import encode_hs_jwt, query_hash
+from crypto_exchanges._rules import format_decimal
 
 __all__ = [
     "KRW_TICKS",

@@ -3,7 +3,7 @@
 * :mod:`securities.kis` — ``KisAdapter`` (and the KIS stock master files).
 * :mod:`securities.kiwoom` — ``KiwoomAdapter``.
 
-Both implement ``web_server.brokers.SecuritiesAdapter``; ``web_server.brokers.adapter_class``
+Both implement ``brokers.SecuritiesAdapter``; the registry in ``web_server.services.brokers``
 imports them lazily, so importing this package does no work.
 """
 

@@ -5,10 +5,10 @@ Nothing here knows a broker's envelope; :mod:`securities.kis.client` and
 answer the same way (DESIGN §6, STYLE H6/H8): *did the request reach the broker?*
 
 * The connection could not be made (refused, DNS, connect timeout): the request was never sent,
-  so :class:`~web_server.errors.BrokerTimeout`; any call may be tried again.
+  so :class:`~brokers.errors.BrokerTimeout`; any call may be tried again.
 * The request was sent and no answer came (read timeout, reset, closed connection, a truncated
-  body): for a read, :class:`~web_server.errors.BrokerUnavailable` (a read has no effect, so it is
-  safe to ask again); for a write, :class:`~web_server.errors.OrderStateUnknown`: the broker may
+  body): for a read, :class:`~brokers.errors.BrokerUnavailable` (a read has no effect, so it is
+  safe to ask again); for a write, :class:`~brokers.errors.OrderStateUnknown`: the broker may
   have acted, and only reconciliation (``find_order``) may tell.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, ClassVar, TypeVar
 import requests
 import urllib3.exceptions
 
-from web_server.brokers import Credentials, TokenProvider
-from web_server.errors import (
+from brokers import Credentials, TokenProvider
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerError,
     BrokerRateLimited,
@@ -146,7 +146,7 @@ def send(
 
     Args:
         session: the injected session (its retry policy only ever retries connect errors and
-            GET/HEAD; see ``web_server.brokers.make_http_session``).
+            GET/HEAD; see ``brokers.make_http_session``).
         method: ``GET`` or ``POST``.
         url: the full URL.
         broker: ``"KIS"`` or ``"KIWOOM"``, for the errors.

@@ -1,7 +1,7 @@
 """What both securities adapters share above HTTP: error tables, construction, order matching.
 
 * Each broker's ``errors.py`` is data: exact codes, then substring rules on the message, then a
-  fallback. :class:`ErrorTable` turns a broker answer into one error of ``web_server.errors``,
+  fallback. :class:`ErrorTable` turns a broker answer into one error of ``brokers.errors``,
   always keeping the broker's own code and message (STYLE H6).
 * :class:`SecuritiesAdapterBase` is the adapters' construction: everything injected (STYLE H5).
 * Neither broker has a client order id, so a lost answer is settled by matching the history
@@ -15,13 +15,11 @@ import datetime as dt
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import requests
 
-from securities._http import TokenClient
-from web_server.brokers import (
+from brokers import (
     BrokerOrder,
     Clock,
     Credentials,
@@ -30,7 +28,8 @@ from web_server.brokers import (
     TokenProvider,
     utc_now,
 )
-from web_server.errors import BrokerError, BrokerRejected, BrokerUnavailable, OrderStateUnknown
+from brokers.errors import BrokerError, BrokerRejected, BrokerUnavailable, OrderStateUnknown
+from securities._http import TokenClient
 
 __all__ = [
     "ErrorRule",
@@ -218,22 +217,3 @@ def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
     if request.order_type is OrderType.LIMIT:
         return order.limit_price is not None and order.limit_price == request.limit_price
     return True
-
-
-# KRX stock price ticks (호가가격단위), in force since 2023-01-25: (price below, tick).
-_KRX_STOCK_TICKS: tuple[tuple[Decimal, Decimal], ...] = (
-    (Decimal(2_000), Decimal(1)),
-    (Decimal(5_000), Decimal(5)),
-    (Decimal(20_000), Decimal(10)),
-    (Decimal(50_000), Decimal(50)),
-    (Decimal(200_000), Decimal(100)),
-    (Decimal(500_000), Decimal(500)),
-)
-
-
-def krx_stock_tick(price: Decimal) -> Decimal:
-    """Return the KRX tick of an ordinary stock (group ST) at ``price``; ETFs have their own."""
-    for below, tick in _KRX_STOCK_TICKS:
-        if price < below:
-            return tick
-    return Decimal(1_000)

@@ -1,7 +1,10 @@
-"""The gateway's one error hierarchy, and its one mapping to HTTP.
+"""The gateway's own errors, and the one mapping of every error to HTTP.
 
-Every error a service, an adapter or the scheduler raises is a ``GatewayError``. Each class
-carries a stable ``code`` (part of the API contract), an HTTP status and a title. The tree::
+Every error raised on purpose is a ``GatewayError`` with a stable ``code`` (part of the API
+contract). The root, the broker error tree and the two errors an adapter may raise about its own
+use (``ConfigError``, ``BadRequest``) live in the broker core, :mod:`brokers.errors`, so adapters
+never import the web app; this module adds the gateway's own errors and re-exports the core's, so
+the app imports every error from here. The tree with HTTP statuses::
 
     GatewayError                         gateway_error            500
     ├── ConfigError                      config_error             500  (start-up: bad settings)
@@ -16,20 +19,22 @@ carries a stable ``code`` (part of the API contract), an HTTP status and a title
     ├── ValidationFailed                 validation_failed        422
     │   └── SymbolNotTradable            symbol_*                 422  (see subclasses)
     └── BrokerError                      broker_error             502  (carries broker, broker_code)
-        ├── BrokerRejected               permanent: do not retry as-is
+        ├── BrokerRejected               broker_rejected          422  permanent: do not retry as-is
         │   ├── BrokerAuthFailed         broker_auth_failed       424
         │   ├── InsufficientFunds        insufficient_funds       422
         │   ├── InvalidOrder             invalid_order            422
         │   │   ├── OrderNotFound        order_not_found          404
         │   │   └── DuplicateOrder       duplicate_order          409
         │   └── MarketClosed             market_closed            409
-        ├── BrokerUnavailable            transient: safe to retry later (retry_after)
+        ├── BrokerUnavailable            broker_unavailable       503  transient (retry_after)
         │   ├── BrokerRateLimited        broker_rate_limited      429
         │   ├── BrokerTimeout            broker_timeout           504  (never sent)
         │   └── BrokerMaintenance        broker_maintenance       503
         └── OrderStateUnknown            order_state_unknown      502  (sent, no answer: reconcile)
 
-Constructors only store fields; they never log or do I/O, so an error can be made anywhere.
+The statuses of the core's classes are in :data:`CORE_HTTP_STATUS`; the gateway's own classes
+carry ``http_status``; :func:`http_status` reads both, and nothing else decides a status.
+
 ``register_error_handlers`` renders all of them, plus Werkzeug's HTTP errors and any unexpected
 exception, exactly once: RFC 9457 ``application/problem+json`` for the API and JSON clients, an HTML
 page for the operator's browser. An unexpected exception answers a generic 500 that never contains
@@ -44,44 +49,92 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from brokers.errors import (
+    BadRequest,
+    BrokerAuthFailed,
+    BrokerError,
+    BrokerMaintenance,
+    BrokerRateLimited,
+    BrokerRejected,
+    BrokerTimeout,
+    BrokerUnavailable,
+    ConfigError,
+    DuplicateOrder,
+    GatewayError,
+    InsufficientFunds,
+    InvalidOrder,
+    MarketClosed,
+    OrderNotFound,
+    OrderStateUnknown,
+)
+
+__all__ = [
+    "CORE_HTTP_STATUS",
+    "BadRequest",
+    "BrokerAuthFailed",
+    "BrokerError",
+    "BrokerMaintenance",
+    "BrokerRateLimited",
+    "BrokerRejected",
+    "BrokerTimeout",
+    "BrokerUnavailable",
+    "ConfigError",
+    "Conflict",
+    "DuplicateOrder",
+    "Forbidden",
+    "GatewayError",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidOrder",
+    "MarketClosed",
+    "MethodNotAllowed",
+    "NotFound",
+    "OrderNotFound",
+    "OrderStateUnknown",
+    "SecretUnreadable",
+    "Unauthorized",
+    "ValidationFailed",
+    "http_status",
+    "problem_response",
+    "register_error_handlers",
+]
+
 PROBLEM_TYPE_BASE = "https://errors.trading-gateway.dev/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 log = logging.getLogger(__name__)
 
-
-class GatewayError(Exception):
-    """Root of every error the gateway raises on purpose."""
-
-    code = "gateway_error"
-    http_status = 500
-    title = "Internal error"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        errors: dict[str, Any] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.errors = errors
-        self.extra = extra or {}
-
-    def problem_fields(self) -> dict[str, Any]:
-        """Return the fields this error adds to its problem body beyond the RFC's own."""
-        fields: dict[str, Any] = dict(self.extra)
-        if self.errors:
-            fields["errors"] = self.errors
-        return fields
+#: The HTTP status of each class of the broker core; a subclass not listed takes its parent's.
+CORE_HTTP_STATUS: dict[type[GatewayError], int] = {
+    GatewayError: 500,
+    ConfigError: 500,
+    BadRequest: 400,
+    BrokerError: 502,
+    BrokerRejected: 422,
+    BrokerAuthFailed: 424,
+    OrderNotFound: 404,
+    DuplicateOrder: 409,
+    MarketClosed: 409,
+    BrokerUnavailable: 503,
+    BrokerRateLimited: 429,
+    BrokerTimeout: 504,
+    OrderStateUnknown: 502,
+}
 
 
-class ConfigError(GatewayError):
-    """A setting is missing or invalid; the message says how to fix it."""
+def http_status(error: GatewayError) -> int:
+    """Return the HTTP status that answers ``error``.
 
-    code = "config_error"
-    title = "Configuration error"
+    A class's own ``http_status`` (the gateway's errors) wins; otherwise the nearest class in
+    :data:`CORE_HTTP_STATUS` decides.
+    """
+    for cls in type(error).__mro__:
+        own = cls.__dict__.get("http_status")
+        if isinstance(own, int):
+            return own
+        if cls in CORE_HTTP_STATUS:
+            return CORE_HTTP_STATUS[cls]
+    return 500
 
 
 class SecretUnreadable(GatewayError):
@@ -89,14 +142,6 @@ class SecretUnreadable(GatewayError):
 
     code = "secret_unreadable"
     title = "Stored secret cannot be decrypted"
-
-
-class BadRequest(GatewayError):
-    """The request is malformed."""
-
-    code = "bad_request"
-    http_status = 400
-    title = "Bad request"
 
 
 class Unauthorized(GatewayError):
@@ -154,132 +199,6 @@ class ValidationFailed(GatewayError):
     title = "Validation failed"
 
 
-class BrokerError(GatewayError):
-    """A broker said no, or did not answer. Keeps the broker's own code and message."""
-
-    code = "broker_error"
-    http_status = 502
-    title = "Broker error"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        broker: str | None = None,
-        broker_code: str | None = None,
-        broker_message: str | None = None,
-        retry_after: float | None = None,
-        errors: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail, errors=errors)
-        self.broker = broker
-        self.broker_code = broker_code
-        self.broker_message = broker_message
-        self.retry_after = retry_after
-
-    def problem_fields(self) -> dict[str, Any]:
-        """Add the broker's identity and code to the problem body."""
-        fields = super().problem_fields()
-        for name in ("broker", "broker_code", "broker_message", "retry_after"):
-            value = getattr(self, name)
-            if value is not None:
-                fields[name] = value
-        return fields
-
-
-class BrokerRejected(BrokerError):
-    """Permanent: the broker refused the request; sending it again as-is will fail again."""
-
-    code = "broker_rejected"
-    http_status = 422
-    title = "Broker rejected the request"
-
-
-class BrokerAuthFailed(BrokerRejected):
-    """The broker rejected our stored credentials or token."""
-
-    code = "broker_auth_failed"
-    http_status = 424
-    title = "Broker rejected the credentials"
-
-
-class InsufficientFunds(BrokerRejected):
-    """Not enough cash or holdings for the order."""
-
-    code = "insufficient_funds"
-    title = "Insufficient funds"
-
-
-class InvalidOrder(BrokerRejected):
-    """The broker found the order invalid (price unit, quantity, symbol…)."""
-
-    code = "invalid_order"
-    title = "Invalid order"
-
-
-class OrderNotFound(InvalidOrder):
-    """The broker does not know the order."""
-
-    code = "order_not_found"
-    http_status = 404
-    title = "Order not found at the broker"
-
-
-class DuplicateOrder(InvalidOrder):
-    """The broker already has an order with this client order id."""
-
-    code = "duplicate_order"
-    http_status = 409
-    title = "Duplicate order"
-
-
-class MarketClosed(BrokerRejected):
-    """The market does not accept this order now."""
-
-    code = "market_closed"
-    http_status = 409
-    title = "Market closed"
-
-
-class BrokerUnavailable(BrokerError):
-    """Transient: the request did not take effect; it is safe to retry later."""
-
-    code = "broker_unavailable"
-    http_status = 503
-    title = "Broker unavailable"
-
-
-class BrokerRateLimited(BrokerUnavailable):
-    """The broker's rate or issuance limit was hit."""
-
-    code = "broker_rate_limited"
-    http_status = 429
-    title = "Broker rate limit"
-
-
-class BrokerTimeout(BrokerUnavailable):
-    """The broker could not be reached; the request was never sent."""
-
-    code = "broker_timeout"
-    http_status = 504
-    title = "Broker timeout"
-
-
-class BrokerMaintenance(BrokerUnavailable):
-    """The broker is in a maintenance window."""
-
-    code = "broker_maintenance"
-    title = "Broker maintenance"
-
-
-class OrderStateUnknown(BrokerError):
-    """The request was sent but no answer came: reconcile, never resend blindly."""
-
-    code = "order_state_unknown"
-    http_status = 502
-    title = "Order state unknown"
-
-
 # Werkzeug's HTTP errors get stable codes of their own, so a 404 from routing and a NotFound from a
 # service look the same to a client.
 _HTTP_STATUS_CODES = {
@@ -334,10 +253,11 @@ def _render(status: int, code: str, title: str, detail: str, extra: dict[str, An
 
 
 def _handle_gateway_error(exc: GatewayError) -> Any:
-    if exc.http_status >= 500:
+    status = http_status(exc)
+    if status >= 500:
         log.error("%s: %s", exc.code, exc.detail)
-    response = _render(exc.http_status, exc.code, exc.title, exc.detail, exc.problem_fields())
-    if exc.http_status == 401 and isinstance(response, Response):
+    response = _render(status, exc.code, exc.title, exc.detail, exc.problem_fields())
+    if status == 401 and isinstance(response, Response):
         response.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
     return response
 

@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
+from brokers.errors import InvalidOrder
 from crypto_exchanges._adapter import CryptoAdapterBase
 from crypto_exchanges.binance import mapping
 from crypto_exchanges.binance.client import BinanceClient
-from web_server.brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
-from web_server.errors import InvalidOrder
 
 __all__ = ["BinanceAdapter"]
 

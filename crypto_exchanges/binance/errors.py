@@ -9,8 +9,7 @@ the request was refused outright (``-1008``, ``-1001``).
 
 from __future__ import annotations
 
-from crypto_exchanges._http import ErrorTable, SubstringRule
-from web_server.errors import (
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerMaintenance,
     BrokerRateLimited,
@@ -23,6 +22,7 @@ from web_server.errors import (
     OrderNotFound,
     OrderStateUnknown,
 )
+from crypto_exchanges._http import ErrorTable, SubstringRule
 
 __all__ = ["BINANCE_ERRORS"]
 

@@ -7,9 +7,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crypto_exchanges._rules import format_decimal
-from crypto_exchanges._upbit_like import to_decimal
-from web_server.brokers import (
+from brokers import (
     Balance,
     BrokerOrder,
     MarketRule,
@@ -19,6 +17,8 @@ from web_server.brokers import (
     Position,
     Side,
 )
+from crypto_exchanges._rules import format_decimal
+from crypto_exchanges._upbit_like import to_decimal
 
 __all__ = [
     "CASH_ASSETS",

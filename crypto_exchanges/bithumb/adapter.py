@@ -7,11 +7,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
+from brokers.errors import BrokerUnavailable, OrderStateUnknown
 from crypto_exchanges._adapter import CryptoAdapterBase
 from crypto_exchanges.bithumb import mapping
 from crypto_exchanges.bithumb.client import BithumbClient
-from web_server.brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
-from web_server.errors import BrokerUnavailable, OrderStateUnknown
 
 __all__ = ["BithumbAdapter"]
 

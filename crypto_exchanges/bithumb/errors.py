@@ -8,8 +8,7 @@ order write becomes ``OrderStateUnknown`` whatever its name.
 
 from __future__ import annotations
 
-from crypto_exchanges._http import ErrorTable, SubstringRule
-from web_server.errors import (
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerMaintenance,
     BrokerRateLimited,
@@ -21,6 +20,7 @@ from web_server.errors import (
     MarketClosed,
     OrderNotFound,
 )
+from crypto_exchanges._http import ErrorTable, SubstringRule
 
 __all__ = ["BITHUMB_ERRORS"]
 

@@ -11,6 +11,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from brokers import (
+    Balance,
+    BrokerOrder,
+    MarketRule,
+    OrderRequest,
+    OrderStatus,
+    Position,
+)
 from crypto_exchanges._upbit_like import (
     KRW_TICKS,
     band_tick,
@@ -21,14 +29,6 @@ from crypto_exchanges._upbit_like import (
     parse_order,
     parse_time,
     with_cancel_pending,
-)
-from web_server.brokers import (
-    Balance,
-    BrokerOrder,
-    MarketRule,
-    OrderRequest,
-    OrderStatus,
-    Position,
 )
 
 __all__ = [

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
 from crypto_exchanges._adapter import CryptoAdapterBase
 from crypto_exchanges.upbit import mapping
 from crypto_exchanges.upbit.client import UpbitClient
-from web_server.brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
 
 __all__ = ["UpbitAdapter"]
 

@@ -7,8 +7,7 @@ order write becomes ``OrderStateUnknown`` whatever its name.
 
 from __future__ import annotations
 
-from crypto_exchanges._http import ErrorTable, SubstringRule
-from web_server.errors import (
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerMaintenance,
     BrokerRateLimited,
@@ -18,6 +17,7 @@ from web_server.errors import (
     InvalidOrder,
     OrderNotFound,
 )
+from crypto_exchanges._http import ErrorTable, SubstringRule
 
 __all__ = ["UPBIT_ERRORS"]
 

@@ -10,6 +10,13 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from brokers import (
+    Balance,
+    BrokerOrder,
+    MarketRule,
+    OrderRequest,
+    Position,
+)
 from crypto_exchanges._upbit_like import (
     KRW_TICKS,
     USDT_TICKS,
@@ -20,13 +27,6 @@ from crypto_exchanges._upbit_like import (
     parse_market_all,
     parse_order,
     with_cancel_pending,
-)
-from web_server.brokers import (
-    Balance,
-    BrokerOrder,
-    MarketRule,
-    OrderRequest,
-    Position,
 )
 
 __all__ = [

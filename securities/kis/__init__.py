@@ -1,6 +1,6 @@
 """KIS (Korea Investment & Securities) Open API: the broker adapter and the stock master files.
 
-``KisAdapter`` implements ``web_server.brokers.SecuritiesAdapter``; ``DEFAULT_BASE_URLS`` are
+``KisAdapter`` implements ``brokers.SecuritiesAdapter``; ``DEFAULT_BASE_URLS`` are
 KIS's hosts by environment (config or a simulator URL may replace them).
 """
 

@@ -16,12 +16,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from securities._http import kst_date
-from securities.common import SecuritiesAdapterBase, first_match
-from securities.kis import mapping
-from securities.kis.client import KisClient
-from securities.kis.errors import BROKER
-from web_server.brokers import (
+from brokers import (
     Balance,
     BrokerOrder,
     Capabilities,
@@ -32,7 +27,12 @@ from web_server.brokers import (
     Position,
     Side,
 )
-from web_server.errors import BadRequest, OrderNotFound
+from brokers.errors import BadRequest, OrderNotFound
+from securities._http import kst_date
+from securities.common import SecuritiesAdapterBase, first_match
+from securities.kis import mapping
+from securities.kis.client import KisClient
+from securities.kis.errors import BROKER
 
 __all__ = ["KisAdapter"]
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import requests
 
+from brokers.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
 from securities.kis.errors import BROKER, KIS_ERRORS
-from web_server.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 
 __all__ = ["KisClient", "KisResponse"]
 

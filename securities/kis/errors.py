@@ -12,8 +12,7 @@ undocumented business codes, but their Korean messages are stable), then ``Broke
 
 from __future__ import annotations
 
-from securities.common import ErrorRule, ErrorTable
-from web_server.errors import (
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerMaintenance,
     BrokerRateLimited,
@@ -24,6 +23,7 @@ from web_server.errors import (
     MarketClosed,
     OrderNotFound,
 )
+from securities.common import ErrorRule, ErrorTable
 
 __all__ = ["BROKER", "KIS_ERRORS", "TOKEN_REJECTED_CODES"]
 

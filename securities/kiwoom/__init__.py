@@ -1,6 +1,6 @@
 """Kiwoom Securities REST API (2025): the broker adapter.
 
-``KiwoomAdapter`` implements ``web_server.brokers.SecuritiesAdapter``; ``DEFAULT_BASE_URLS`` are
+``KiwoomAdapter`` implements ``brokers.SecuritiesAdapter``; ``DEFAULT_BASE_URLS`` are
 Kiwoom's hosts by environment (config or a simulator URL may replace them).
 """
 

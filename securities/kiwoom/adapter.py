@@ -15,12 +15,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from securities._http import kst_date
-from securities.common import SecuritiesAdapterBase, first_match
-from securities.kiwoom import mapping
-from securities.kiwoom.client import KiwoomClient
-from securities.kiwoom.errors import BROKER
-from web_server.brokers import (
+from brokers import (
     Balance,
     BrokerOrder,
     Capabilities,
@@ -31,7 +26,12 @@ from web_server.brokers import (
     Position,
     Side,
 )
-from web_server.errors import BadRequest, OrderNotFound
+from brokers.errors import BadRequest, OrderNotFound
+from securities._http import kst_date
+from securities.common import SecuritiesAdapterBase, first_match
+from securities.kiwoom import mapping
+from securities.kiwoom.client import KiwoomClient
+from securities.kiwoom.errors import BROKER
 
 __all__ = ["KiwoomAdapter"]
 

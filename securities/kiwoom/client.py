@@ -28,9 +28,9 @@ from typing import Any
 
 import requests
 
+from brokers.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
 from securities.kiwoom.errors import BROKER, KIWOOM_ERRORS, extract_code
-from web_server.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
 
 __all__ = ["READ_TRS", "WRITE_TRS", "KiwoomClient", "KiwoomResponse"]
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 
-from securities.common import ErrorRule, ErrorTable
-from web_server.errors import (
+from brokers.errors import (
     BrokerAuthFailed,
     BrokerMaintenance,
     BrokerRateLimited,
@@ -27,6 +26,7 @@ from web_server.errors import (
     MarketClosed,
     OrderNotFound,
 )
+from securities.common import ErrorRule, ErrorTable
 
 __all__ = ["BROKER", "KIWOOM_ERRORS", "extract_code"]
 

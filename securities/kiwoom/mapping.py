@@ -13,9 +13,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from securities._http import from_kst, parse_decimal
-from securities.common import oldest_first, order_number_key, same_order_number
-from web_server.brokers import (
+from brokers import (
     Balance,
     BrokerOrder,
     IssuedToken,
@@ -25,7 +23,9 @@ from web_server.brokers import (
     Position,
     Side,
 )
-from web_server.errors import InvalidOrder
+from brokers.errors import InvalidOrder
+from securities._http import from_kst, parse_decimal
+from securities.common import oldest_first, order_number_key, same_order_number
 
 __all__ = [
     "ROUTES",

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from web_server.brokers import OrderStatus
+from brokers import OrderStatus
 from web_server.database import Base
 from web_server.models.market import stock_symbol_fk
 

@@ -1,4 +1,9 @@
-"""Build the adapter for an account: credentials decrypted, base URL resolved, session shared.
+"""Pick and build the adapter for an account: the registry, credentials, base URL, shared session.
+
+The registry (:func:`adapter_class`) is the one place that knows which package serves which
+exchange; it lives here, in the service layer that composes everything, so the broker core and the
+adapters never import each other's choice of broker, and loading the gateway does not import five
+broker packages (each is imported on first use).
 
 The base URL is, in order: the account's own ``base_url`` (a simulator, a testnet), the
 configured ``GATEWAY_BROKERS__<EXCHANGE>__<ENVIRONMENT>_URL``, then the broker package's default
@@ -13,10 +18,29 @@ from typing import Any
 import requests
 from flask import current_app
 
-from web_server.brokers import Credentials, adapter_class, make_http_session
+from brokers import Credentials, make_http_session
 from web_server.errors import ConfigError
 from web_server.models import Account
 from web_server.services.accounts import securities_config
+
+#: Exchange → ``module:class`` of its adapter.
+ADAPTERS: dict[str, str] = {
+    "KIS": "securities.kis:KisAdapter",
+    "KIWOOM": "securities.kiwoom:KiwoomAdapter",
+    "UPBIT": "crypto_exchanges.upbit:UpbitAdapter",
+    "BITHUMB": "crypto_exchanges.bithumb:BithumbAdapter",
+    "BINANCE": "crypto_exchanges.binance:BinanceAdapter",
+}
+
+
+def adapter_class(exchange: str) -> type:
+    """Return the adapter class of ``exchange`` (``KIS``, ``KIWOOM``, ``UPBIT``, …).
+
+    Raises:
+        KeyError: no adapter for that exchange.
+    """
+    module_name, class_name = ADAPTERS[exchange].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def base_url_for(account: Account) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from web_server.brokers import Credentials, MarketRule, adapter_class
+from brokers import Credentials, MarketRule
 from web_server.extensions import db
 from web_server.models import Account, CryptoMarket
-from web_server.services.brokers import base_url_for, http_session
+from web_server.services.brokers import adapter_class, base_url_for, http_session
 
 log = logging.getLogger(__name__)
 CRYPTO_EXCHANGES = ("UPBIT", "BITHUMB", "BINANCE")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from web_server.brokers import Position, utc_now
+from brokers import Position, utc_now
 from web_server.extensions import db
 from web_server.models import Account, Holding, Stock
 from web_server.services.brokers import adapter_for

@@ -44,8 +44,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from securities.common import krx_stock_tick
-from web_server.brokers import BrokerOrder, OrderRequest, OrderType, Side, utc_now
+from brokers import BrokerOrder, OrderRequest, OrderType, Side, utc_now
+from brokers.krx import krx_stock_tick
 from web_server.errors import (
     BrokerError,
     BrokerRejected,

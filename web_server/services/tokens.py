@@ -35,7 +35,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, or_, select, text
 from sqlalchemy.orm import Session
 
-from web_server.brokers import utc_now
+from brokers import utc_now
 from web_server.errors import (
     BrokerError,
     BrokerRateLimited,

@@ -10,7 +10,7 @@ from flask_login import login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from web_server.errors import GatewayError, ValidationFailed
+from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.extensions import db
 from web_server.models import Account, Order
 from web_server.services import accounts as accounts_service
@@ -77,10 +77,10 @@ def new_account() -> Any:
             except ValidationFailed as exc:
                 problems = apply_errors(form, _config_errors_by_field(exc.errors))
                 flash(exc.detail, "error")
-                status = exc.http_status
+                status = http_status(exc)
             except GatewayError as exc:
                 flash(exc.detail, "error")
-                status = exc.http_status
+                status = http_status(exc)
             else:
                 flash(f"Account {account.name!r} added.", "ok")
                 return redirect(url_for("ui.index"))
@@ -190,10 +190,10 @@ def edit_account(account_id: int) -> Any:
     except ValidationFailed as exc:
         problems = apply_errors(form, exc.errors)
         flash(exc.detail, "error")
-        return _render_account(account, form, exc.http_status, problems)
+        return _render_account(account, form, http_status(exc), problems)
     except GatewayError as exc:
         flash(exc.detail, "error")
-        return _render_account(account, form, exc.http_status)
+        return _render_account(account, form, http_status(exc))
     flash("Account saved.", "ok")
     return redirect(url_for("ui.account_page", account_id=account_id))
 
@@ -257,7 +257,7 @@ def delete_account(account_id: int) -> Any:
     except GatewayError as exc:
         flash(exc.detail, "error")
         return render_template("accounts/delete.html", account=account, form=form), (
-            exc.http_status
+            http_status(exc)
         )
     flash(f"Account {name!r} deleted.", "ok")
     return redirect(url_for("ui.index"))

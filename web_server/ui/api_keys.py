@@ -9,7 +9,7 @@ from flask_login import login_required
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from web_server.errors import GatewayError, ValidationFailed
+from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.extensions import db
 from web_server.models import Account, ApiKey
 from web_server.services import api_keys as api_keys_service
@@ -65,10 +65,10 @@ def create_api_key() -> Any:
             )
     except ValidationFailed as exc:
         flash(exc.detail, "error")
-        return _render_list(form, exc.http_status, apply_errors(form, exc.errors))
+        return _render_list(form, http_status(exc), apply_errors(form, exc.errors))
     except GatewayError as exc:
         flash(exc.detail, "error")
-        return _render_list(form, exc.http_status)
+        return _render_list(form, http_status(exc))
     names = {row.id: row.name for row in db.session.execute(select(Account.id, Account.name))}
     html = render_template("api_keys/created.html", row=row, key=key, account_names=names)
     # The only response that ever carries the key: keep it out of every cache.

@@ -12,11 +12,11 @@ import crypto_exchanges
 import crypto_exchanges.binance
 import crypto_exchanges.bithumb
 import crypto_exchanges.upbit
+from brokers import Credentials, CryptoAdapter, OrderRequest, OrderType, Side
 from crypto_exchanges._http import RetryPolicy, backoff_delay, call_with_retry
 from crypto_exchanges.binance import BinanceAdapter
 from crypto_exchanges.upbit import UpbitAdapter
 from tests.adapters.crypto._fakes import API_KEY, SECRET, FakeSession, fixed_clock, response
-from web_server.brokers import Credentials, CryptoAdapter, OrderRequest, OrderType, Side
 from web_server.errors import (
     BrokerRateLimited,
     BrokerTimeout,

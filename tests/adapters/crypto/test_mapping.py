@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from brokers import OrderRequest, OrderStatus, OrderType, Side
 from crypto_exchanges._upbit_like import parse_time
 from crypto_exchanges.binance import mapping as binance
 from crypto_exchanges.bithumb import mapping as bithumb
 from crypto_exchanges.upbit import mapping as upbit
-from web_server.brokers import OrderRequest, OrderStatus, OrderType, Side
 
 UPBIT_ORDER = {
     "uuid": "cdd92199-2897-4e14-9448-f923320408ad",

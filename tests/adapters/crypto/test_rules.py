@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from brokers import MarketRule, OrderRequest, OrderType, Side
 from crypto_exchanges._rules import MarketCache, check_order, format_decimal
 from crypto_exchanges.upbit.mapping import tick_for
-from web_server.brokers import MarketRule, OrderRequest, OrderType, Side
 from web_server.errors import InvalidOrder
 
 BTCUSDT = MarketRule(

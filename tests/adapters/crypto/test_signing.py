@@ -9,12 +9,12 @@ import pytest
 from joserfc import jwt  # authlib's own JOSE backend: an independent verifier
 from joserfc.jwk import OctKey
 
+from brokers import Credentials
 from crypto_exchanges._jwt import encode_hs_jwt, query_hash
 from crypto_exchanges.binance.client import BinanceClient, sign
 from crypto_exchanges.bithumb.client import BithumbClient
 from crypto_exchanges.upbit.client import UpbitClient
 from tests.adapters.crypto._fakes import API_KEY, FIXED_NOW, SECRET, FakeSession, fixed_clock
-from web_server.brokers import Credentials
 
 CREDS = Credentials(api_key=API_KEY, api_secret=SECRET)
 

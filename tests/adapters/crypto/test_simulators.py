@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from crypto_exchanges._http import RetryPolicy
-from web_server.brokers import (
+from brokers import (
     BrokerOrder,
     Credentials,
     CryptoAdapter,
@@ -31,6 +30,7 @@ from web_server.brokers import (
     Side,
     make_http_session,
 )
+from crypto_exchanges._http import RetryPolicy
 from web_server.errors import (
     BrokerAuthFailed,
     BrokerRateLimited,

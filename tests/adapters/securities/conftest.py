@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
+from brokers import make_http_session
 from simulators.server import ServerHandle, serve_in_thread
-from web_server.brokers import make_http_session
 
 _numbers = itertools.count(1)
 

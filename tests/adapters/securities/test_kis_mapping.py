@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from brokers import Credentials, OrderRequest, OrderStatus, OrderType, Side
 from securities.kis import mapping
-from web_server.brokers import Credentials, OrderRequest, OrderStatus, OrderType, Side
 from web_server.errors import InvalidOrder
 
 CREDS = Credentials(

@@ -13,11 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from securities.kis import DEFAULT_BASE_URLS, KisAdapter
-from simulators.engine import krx_tick_size
-from simulators.kis import create_app
-from tests.adapters.securities.conftest import AdapterTokens, Sim, no_sleep, unique_digits
-from web_server.brokers import (
+from brokers import (
     Credentials,
     OrderRequest,
     OrderStatus,
@@ -26,6 +22,10 @@ from web_server.brokers import (
     Side,
     utc_now,
 )
+from securities.kis import DEFAULT_BASE_URLS, KisAdapter
+from simulators.engine import krx_tick_size
+from simulators.kis import create_app
+from tests.adapters.securities.conftest import AdapterTokens, Sim, no_sleep, unique_digits
 from web_server.errors import (
     BadRequest,
     BrokerAuthFailed,

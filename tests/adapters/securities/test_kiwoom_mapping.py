@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from brokers import OrderRequest, OrderStatus, OrderType, Side
 from securities.kiwoom import mapping
-from web_server.brokers import OrderRequest, OrderStatus, OrderType, Side
 from web_server.errors import InvalidOrder
 
 NOW = dt.datetime(2024, 11, 6, 0, 0, tzinfo=dt.UTC)

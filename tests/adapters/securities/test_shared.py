@@ -13,8 +13,8 @@ import securities
 import securities.kis
 import securities.kiwoom
 from securities._http import from_kst, kst_date, parse_decimal, retry_delay, send
-from web_server.brokers import adapter_class
 from web_server.errors import BrokerTimeout
+from web_server.services.brokers import adapter_class
 
 
 @pytest.mark.parametrize(
