@@ -1,7 +1,8 @@
 """One record of a KIS stock master file: validation, raw fields and typed properties.
 
 The file format and the field layout are in :mod:`securities.kis.master_layout`; reading and
-writing whole files is :mod:`securities.kis.master_file`, which re-exports everything public here.
+writing whole files is :mod:`securities.kis.master_file`, which re-exports the record, the error
+and the ``REASON_*`` strings.
 
 Raw field values
 ----------------

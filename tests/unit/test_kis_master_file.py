@@ -6,6 +6,7 @@ The real files are a fixed snapshot (2026-07-23, see its README), so exact count
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import sys
 import zipfile
@@ -150,6 +151,119 @@ def test_every_record_has_every_field(kospi: MasterParseResult, kosdaq: MasterPa
         for record in result.all_records:
             assert list(record.fields) == names
             assert sum(len(v) for v in record.fields.values()) == TAIL_WIDTHS[result.market]
+
+
+# --- layouts -------------------------------------------------------------------------------------
+
+
+def _offsets(market: str) -> dict[str, int]:
+    """Field name -> offset of the field inside the market's tail."""
+    offsets: dict[str, int] = {}
+    position = 0
+    for name, width in LAYOUTS[market]:
+        offsets[name] = position
+        position += width
+    return offsets
+
+
+def test_layouts_are_the_kis_headers_unchanged() -> None:
+    # sha256 of one "market name width" line per field, in file order, taken from the three
+    # layouts as they were declared before the KOSPI and KOSDAQ tables were merged into one. It
+    # pins names, order and widths; change it only together with a change of KIS's headers.
+    text = "\n".join(
+        f"{market} {name} {width}" for market in LAYOUTS for name, width in LAYOUTS[market]
+    )
+    assert list(LAYOUTS) == ["KOSPI", "KOSDAQ", "KONEX"]
+    assert hashlib.sha256(text.encode()).hexdigest() == (
+        "f161d101360de2be7197c9c747cdbc86d10611cdff477f8ddc700a7aa7cb2e8a"
+    ), text
+    assert {market: len(layout) for market, layout in LAYOUTS.items()} == {
+        "KOSPI": 70,
+        "KOSDAQ": 64,
+        "KONEX": 38,
+    }
+    assert TAIL_WIDTHS == {"KOSPI": 227, "KOSDAQ": 221, "KONEX": 184}
+
+
+def test_layout_differences_between_markets() -> None:
+    kospi, kosdaq, konex = (_offsets(market) for market in ("KOSPI", "KOSDAQ", "KONEX"))
+    assert {name: kospi[name] for name in kospi.keys() - kosdaq.keys()} == {
+        "mnin_cls_code_yn": 15,
+        "sprn_strr_nmix_issu_yn": 17,
+        "kospi200_apnt_cls_code": 18,
+        "kospi100_issu_yn": 19,
+        "kospi50_issu_yn": 20,
+        "elw_pblc_yn": 23,
+        "krx_fnnc_svc_yn": 35,
+        "sri_nmix_yn": 40,
+        "kospi_issu_yn": 162,
+    }
+    assert {name: kosdaq[name] for name in kosdaq.keys() - kospi.keys()} == {
+        "vntr_issu_yn": 15,
+        "invt_alrm_yn": 30,
+        "ksq150_nmix_yn": 35,
+    }
+    assert konex.keys() < kospi.keys() & kosdaq.keys()  # KONEX has no field of its own
+    widths = [dict(LAYOUTS[market]) for market in LAYOUTS]
+    for name in kospi.keys() | kosdaq.keys():
+        assert len({layout[name] for layout in widths if name in layout}) == 1, name
+
+
+# Tail offsets of stck_sdpr, stck_lstn_date, prdy_avls_scal and stln_able_yn; KOSDAQ's are those
+# of the table in kis_kiwoom.md §1.8.
+@pytest.mark.parametrize(
+    ("market", "expected"),
+    [("KOSPI", (41, 105, 212, 226)), ("KOSDAQ", (36, 100, 206, 220)), ("KONEX", (2, 66, 172, 183))],
+)
+def test_offsets_of_known_fields(market: str, expected: tuple[int, ...]) -> None:
+    offsets = _offsets(market)
+    names = ("stck_sdpr", "stck_lstn_date", "prdy_avls_scal", "stln_able_yn")
+    assert tuple(offsets[name] for name in names) == expected
+
+
+def test_known_values_sit_at_the_layout_offsets(kospi_raw: bytes, kosdaq_raw: bytes) -> None:
+    def tail_of(raw: bytes, code: bytes) -> bytes:
+        (line,) = [line for line in raw.split(b"\n") if line[:9].rstrip() == code]
+        return line[61:]
+
+    samsung = tail_of(kospi_raw, b"005930")
+    assert samsung[41:50] == b"000259000"  # stck_sdpr
+    assert samsung[105:113] == b"19750611"  # stck_lstn_date
+    assert samsung[212:221] == b"015141861"  # prdy_avls_scal
+    starco = tail_of(kosdaq_raw, b"060240")
+    assert starco[30:31] == b"Y"  # invt_alrm_yn
+    assert starco[100:108] == b"20020104"  # stck_lstn_date
+
+
+# Fields whose every value in the real files is digits; a field shifted by a byte would not be.
+_DIGIT_FIELDS = (
+    "bstp_larg_div_code",
+    "stck_sdpr",
+    "frml_mrkt_deal_qty_unit",
+    "mrkt_alrm_cls_code",
+    "marg_rate",
+    "crdt_days",
+    "prdy_vol",
+    "stck_fcam",
+    "stck_lstn_date",
+    "lstn_stcn",
+    "cpfn",
+    "sale_account",
+    "prdy_avls_scal",
+)
+
+
+def test_every_field_holds_its_kind_of_value(
+    kospi: MasterParseResult, kosdaq: MasterParseResult
+) -> None:
+    for result in (kospi, kosdaq):
+        for name, _ in LAYOUTS[result.market]:
+            values = {record.fields[name] for record in result.all_records}
+            if name.endswith("_yn") or name == "crdt_able":
+                assert values <= {"Y", "N", " "}, (result.market, name, values)
+            elif name in _DIGIT_FIELDS:
+                assert all(value.isdigit() for value in values), (result.market, name)
+        assert {r.fields["po_prc"] for r in result.all_records} == {"       "}
 
 
 def test_group_codes(kospi: MasterParseResult, kosdaq: MasterParseResult) -> None:
