@@ -5,8 +5,9 @@ policy decides what may be sent twice. The rule (DESIGN §6): only a request tha
 reached the broker, or one that has no effect there, is repeated.
 
 * **Connect errors** (refused, DNS, connect timeout) are retried for every method: nothing left.
-* **Read errors** (the request left, the answer did not come) and **5xx answers** are retried for
-  GET and HEAD only.
+* **Read errors** (the request left, the answer did not come) are not retried here: the adapters
+  retry their reads themselves, with back-off, and decide what a lost write means.
+* **502, 503 and 504 answers** are retried for GET and HEAD only.
 * **Other errors** (a TLS error, a protocol error that urllib3 does not class as a read) are
   never retried: urllib3 counts them without looking at the method, and a TLS failure *after* the
   send would otherwise re-send an order POST (seen: one ``place_order`` reached the broker three
