@@ -2,9 +2,10 @@
 
 Used where one actor must own something across a broker call that no transaction should span:
 an app key while its token is issued (``services/tokens.py``), an order while it is placed,
-reconciled, polled or cancelled (``services/orders.py``). The lock lives as long as the database
-session, so a process that dies releases it at once; a lock held when anything goes wrong is
-released by discarding the connection, never by returning it to the pool still holding the lock.
+reconciled, polled or cancelled (``services/orders/lifecycle.py``). The lock lives as long as the
+database session, so a process that dies releases it at once; a lock held when anything goes
+wrong is released by discarding the connection, never by returning it to the pool still holding
+the lock.
 """
 
 from __future__ import annotations

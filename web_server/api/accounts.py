@@ -11,16 +11,14 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
 
 from web_server.api.auth import current_key, scoped
 from web_server.errors import Conflict
 from web_server.extensions import db
-from web_server.models import Account
-from web_server.models.accounts import Environment, Exchange
 from web_server.services import accounts as accounts_service
 from web_server.services import api_keys
 from web_server.services import holdings as holdings_service
+from web_server.services.accounts import ENVIRONMENTS, EXCHANGES, Account
 from web_server.services.brokers import adapter_for
 from web_server.services.tokens import refresh_token, token_status
 
@@ -45,8 +43,8 @@ class AccountCreateSchema(Schema):
     """A new account; the keys are never returned."""
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    exchange = fields.String(required=True, validate=validate.OneOf(list(Exchange)))
-    environment = fields.String(load_default="REAL", validate=validate.OneOf(list(Environment)))
+    exchange = fields.String(required=True, validate=validate.OneOf(list(EXCHANGES)))
+    environment = fields.String(load_default="REAL", validate=validate.OneOf(list(ENVIRONMENTS)))
     api_key = fields.String(required=True, load_only=True, validate=validate.Length(max=4096))
     api_secret = fields.String(required=True, load_only=True, validate=validate.Length(max=4096))
     securities_config = fields.Nested(SecuritiesConfigSchema, load_only=True)
@@ -145,8 +143,7 @@ class AccountList(MethodView):
     def get(self) -> list[Account]:
         """List the accounts (with token status for KIS and Kiwoom)."""
         key = current_key()
-        accounts = db.session.scalars(select(Account).order_by(Account.id)).all()
-        return [a for a in accounts if key.allows_account(a.id)]
+        return [a for a in accounts_service.list_accounts() if key.allows_account(a.id)]
 
     @scoped("admin")
     @blp.arguments(AccountCreateSchema)
@@ -210,8 +207,7 @@ class TokenRefresh(MethodView):
         result = refresh_token(account_id, force=True)
         if result.error is not None and result.token is None:
             raise result.error
-        db.session.expire_all()
-        return token_status(accounts_service.get_account(account_id))
+        return token_status(accounts_service.reload_account(account_id))
 
 
 @blp.route("/<int(max=2147483647):account_id>/balances")

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from web_server.models import ApiKey
 from web_server.services import api_keys
+from web_server.services.api_keys import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 

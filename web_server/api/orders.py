@@ -10,8 +10,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
+from brokers.statuses import OrderStatus
 from web_server.api.auth import current_key, scoped
-from web_server.models import OrderStatus
 from web_server.services import orders as orders_service
 
 blp = Blueprint("orders_api", __name__, url_prefix="/api/v1/orders", description="Orders")

@@ -12,9 +12,8 @@ from marshmallow import Schema, fields, validate
 
 from web_server.api.auth import scoped
 from web_server.errors import ValidationFailed
-from web_server.models import Stock
-from web_server.models.market import SYMBOL_PATTERN
 from web_server.services import stocks as stocks_service
+from web_server.services.stocks import SYMBOL_PATTERN, Stock
 
 blp = Blueprint(
     "stocks_api", __name__, url_prefix="/api/v1/stocks", description="Korean stocks master"

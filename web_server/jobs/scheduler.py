@@ -96,7 +96,8 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
         next_run_time=now + dt.timedelta(seconds=1),
     )
     from web_server.services.crypto_markets import sync_all_markets
-    from web_server.services.orders import poll_open_orders, reconcile_orders
+    from web_server.services.orders.polling import poll_open_orders
+    from web_server.services.orders.reconcile import reconcile_orders
 
     for job_id, job in (("orders_reconcile", reconcile_orders), ("orders_poll", poll_open_orders)):
         scheduler.add_job(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import selectinload
 
 from web_server.errors import Conflict, NotFound, ValidationFailed
 from web_server.extensions import db
@@ -26,6 +27,10 @@ from web_server.models.accounts import (
 )
 
 log = logging.getLogger(__name__)
+
+# The model's vocabulary, for the views' schemas and forms (which never import the models).
+EXCHANGES: tuple[Exchange, ...] = tuple(Exchange)
+ENVIRONMENTS: tuple[Environment, ...] = tuple(Environment)
 
 # Securities accounts need these in ``securities_config`` (seed 002's structure).
 SECURITIES_CONFIG_REQUIRED = ("account_number", "product_code")
@@ -145,6 +150,34 @@ def get_account(account_id: int) -> Account:
     return account
 
 
+def list_accounts(*, with_tokens: bool = False) -> Sequence[Account]:
+    """Return every account by id; ``with_tokens`` loads their tokens in the same round trip."""
+    statement = select(Account).order_by(Account.id)
+    if with_tokens:
+        statement = statement.options(selectinload(Account.token))
+    return db.session.scalars(statement).all()
+
+
+def account_names() -> dict[int, str]:
+    """Return each account's name by id (to label the accounts an API key may use)."""
+    return {row.id: row.name for row in db.session.execute(select(Account.id, Account.name))}
+
+
+def reload_account(account_id: int) -> Account:
+    """Return an account read afresh, after another transaction (a token refresh) changed it.
+
+    Raises:
+        NotFound: no such account.
+    """
+    db.session.expire_all()
+    return get_account(account_id)
+
+
+def forget_loaded_token(account: Account) -> None:
+    """Drop the account's loaded token, so the next read sees what another transaction wrote."""
+    db.session.expire(account, ["token"])
+
+
 def securities_config(account: Account) -> dict[str, Any]:
     """Return the decrypted broker configuration of a securities account ({} for crypto)."""
     raw = account.securities_config_json
@@ -225,4 +258,4 @@ def _revoke_token(account: Account) -> None:
     if account.account_type != "SECURITIES_STOCK":
         return
     tokens.revoke_and_forget(account)
-    db.session.expire(account, ["token"])
+    forget_loaded_token(account)

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -105,6 +105,11 @@ def require(key: ApiKey, scope: str, account_id: int | None = None) -> None:
         raise Forbidden(f"This API key lacks the {scope!r} scope.")
     if account_id is not None and not key.allows_account(account_id):
         raise Forbidden(f"This API key may not use account {account_id}.")
+
+
+def list_api_keys() -> Sequence[ApiKey]:
+    """Return every API key, revoked ones included, newest first."""
+    return db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())).all()
 
 
 def revoke_api_key(key_id: int) -> ApiKey:

@@ -9,6 +9,9 @@ from sqlalchemy import or_, select
 from web_server.errors import NotFound
 from web_server.extensions import db
 from web_server.models import Stock
+from web_server.models.market import SYMBOL_PATTERN
+
+__all__ = ["SYMBOL_PATTERN", "Stock", "get_stock", "search_stocks"]
 
 
 def get_stock(symbol: str) -> Stock:

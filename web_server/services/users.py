@@ -43,6 +43,12 @@ def create_user(username: str, password: str) -> User:
     return user
 
 
+def get_enabled_user(user_id: str) -> User | None:
+    """Return the enabled user with this id (as a login session stores it), or None."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.is_enabled else None
+
+
 def authenticate(username: str, password: str, *, now: dt.datetime | None = None) -> User:
     """Return the user if the password is right; count failures and lock after too many.
 

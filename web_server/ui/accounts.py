@@ -7,17 +7,15 @@ from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import login_required
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.extensions import db
-from web_server.models import Account, Order
 from web_server.services import accounts as accounts_service
 from web_server.services import holdings as holdings_service
 from web_server.services import tokens
+from web_server.services.accounts import Account
 from web_server.services.brokers import adapter_for
-from web_server.services.orders import order_view
+from web_server.services.orders.queries import order_view, recent_orders
 from web_server.ui.blueprint import ActionForm, apply_errors, bp, transaction
 from web_server.ui.forms import AccountCreateForm, AccountEditForm
 
@@ -47,9 +45,7 @@ def masked_account_number(account: Account) -> str | None:
 @login_required
 def index() -> Any:
     """List the accounts, with the token status of KIS and Kiwoom ones."""
-    accounts = db.session.scalars(
-        select(Account).options(selectinload(Account.token)).order_by(Account.id)
-    ).all()
+    accounts = accounts_service.list_accounts(with_tokens=True)
     rows = [{"account": a, "token": _token(a)} for a in accounts]
     return render_template("accounts/list.html", rows=rows)
 
@@ -141,13 +137,8 @@ def _render_account(
         log.exception("account %s: reading holdings failed", account.id)
         broker_error = "The broker's answer could not be read; the log has the details."
     # Reading from the broker may have issued a token in its own transaction: read it afresh.
-    db.session.expire(account, ["token"])
-    orders = db.session.scalars(
-        select(Order)
-        .where(Order.account_id == account.id)
-        .order_by(Order.created_ts.desc())
-        .limit(RECENT_ORDERS)
-    ).all()
+    accounts_service.forget_loaded_token(account)
+    orders = recent_orders(account.id, RECENT_ORDERS)
     return (
         render_template(
             "accounts/detail.html",

@@ -6,12 +6,10 @@ from typing import Any
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import login_required
-from sqlalchemy import select
 from wtforms import SelectChoice
 
 from web_server.errors import GatewayError, ValidationFailed, http_status
-from web_server.extensions import db
-from web_server.models import Account, ApiKey
+from web_server.services import accounts as accounts_service
 from web_server.services import api_keys as api_keys_service
 from web_server.ui.blueprint import ActionForm, apply_errors, bp, transaction
 from web_server.ui.forms import ApiKeyCreateForm
@@ -21,7 +19,7 @@ def _create_form() -> ApiKeyCreateForm:
     form = ApiKeyCreateForm()
     form.account_ids.choices = [
         SelectChoice(str(a.id), f"{a.name} ({a.exchange} {a.environment})")
-        for a in db.session.scalars(select(Account).order_by(Account.id))
+        for a in accounts_service.list_accounts()
     ]
     return form
 
@@ -29,8 +27,8 @@ def _create_form() -> ApiKeyCreateForm:
 def _render_list(
     form: ApiKeyCreateForm, status: int = 200, problems: list[str] | None = None
 ) -> Any:
-    keys = db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())).all()
-    names = {row.id: row.name for row in db.session.execute(select(Account.id, Account.name))}
+    keys = api_keys_service.list_api_keys()
+    names = accounts_service.account_names()
     return (
         render_template(
             "api_keys/list.html",
@@ -69,7 +67,7 @@ def create_api_key() -> Any:
     except GatewayError as exc:
         flash(exc.detail, "error")
         return _render_list(form, http_status(exc))
-    names = {row.id: row.name for row in db.session.execute(select(Account.id, Account.name))}
+    names = accounts_service.account_names()
     html = render_template("api_keys/created.html", row=row, key=key, account_names=names)
     # The only response that ever carries the key: keep it out of every cache.
     return html, 201, {"Cache-Control": "no-store"}

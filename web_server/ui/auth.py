@@ -10,8 +10,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from web_server.errors import Unauthorized
 from web_server.extensions import db, login_manager
-from web_server.models import User
 from web_server.services import users as users_service
+from web_server.services.users import User
 from web_server.ui.blueprint import ActionForm, bp
 from web_server.ui.forms import LoginForm
 
@@ -19,8 +19,7 @@ from web_server.ui.forms import LoginForm
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """Load the logged-in user from the session."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.is_enabled else None
+    return users_service.get_enabled_user(user_id)
 
 
 @bp.app_context_processor

@@ -16,16 +16,17 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from web_server.models.accounts import Environment, Exchange
-from web_server.models.api_keys import SCOPES
+from web_server.services.accounts import ENVIRONMENTS, EXCHANGES, SECURITIES_EXCHANGES
+from web_server.services.api_keys import SCOPES
 
 EXCHANGE_LABELS = {
-    Exchange.KIS: "KIS (Korea Investment & Securities)",
-    Exchange.KIWOOM: "Kiwoom Securities",
-    Exchange.UPBIT: "Upbit",
-    Exchange.BITHUMB: "Bithumb",
-    Exchange.BINANCE: "Binance",
+    "KIS": "KIS (Korea Investment & Securities)",
+    "KIWOOM": "Kiwoom Securities",
+    "UPBIT": "Upbit",
+    "BITHUMB": "Bithumb",
+    "BINANCE": "Binance",
 }
+ENVIRONMENT_LABELS = {"REAL": "REAL (real money)", "PAPER": "PAPER (paper trading)"}
 STOCK_MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
 
 
@@ -46,15 +47,12 @@ class AccountCreateForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
     exchange = SelectField(
         "Exchange",
-        choices=[SelectChoice(e.value, EXCHANGE_LABELS[e]) for e in Exchange],
+        choices=[SelectChoice(e.value, EXCHANGE_LABELS[e]) for e in EXCHANGES],
         default="KIS",
     )
     environment = SelectField(
         "Environment",
-        choices=[
-            SelectChoice(Environment.REAL.value, "REAL (real money)"),
-            SelectChoice(Environment.PAPER.value, "PAPER (paper trading)"),
-        ],
+        choices=[SelectChoice(e.value, ENVIRONMENT_LABELS[e]) for e in ENVIRONMENTS],
         default="REAL",
     )
     api_key = PasswordField("API key (app key)", validators=[DataRequired(), Length(max=4096)])
@@ -79,7 +77,7 @@ class AccountCreateForm(FlaskForm):
 
     def securities_config(self) -> dict[str, Any] | None:
         """Return the KIS/Kiwoom configuration the fields make, or None for a crypto exchange."""
-        if self.exchange.data not in (Exchange.KIS, Exchange.KIWOOM):
+        if self.exchange.data not in SECURITIES_EXCHANGES:
             return None
         config: dict[str, Any] = {
             "account_number": (self.account_number.data or "").strip(),

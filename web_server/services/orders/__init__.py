@@ -1,0 +1,58 @@
+"""Orders: idempotent placement, cancel, look-up, reconciliation and status polling (DESIGN §4).
+
+An order is never lost and never sent twice. Each part of its life has its module:
+
+- ``placement``: validate, commit the intent *before* the broker is called (STYLE H8), call the
+  broker once, record its answer; replays and conflicts of an ``Idempotency-Key``.
+- ``cancel``: cancel an open order at its broker.
+- ``reconcile``: settle UNKNOWN orders, and PENDING_SUBMIT ones a crash left behind, by asking
+  the broker; never resend.
+- ``polling``: move open orders forward (PARTIALLY_FILLED, FILLED, CANCELLED).
+- ``queries``: one order, pages of orders, an account's latest, and the API's view of an order.
+- ``lifecycle``: what every writer shares: the order's advisory lock (held by the request, the
+  reconciler, the poller and a cancel alike) and the state moves, which only ever go forward.
+
+The public functions are re-exported here, so ``from web_server.services import orders`` keeps
+working for the API, the jobs and the tests.
+"""
+
+from __future__ import annotations
+
+from brokers.statuses import OPEN_STATUSES
+from web_server.services.orders.cancel import cancel_order
+from web_server.services.orders.placement import (
+    IDEMPOTENCY_KEY,
+    ROUTES,
+    canonical_body,
+    new_client_order_id,
+    place_order,
+    request_hash,
+)
+from web_server.services.orders.polling import poll_open_orders
+from web_server.services.orders.queries import get_order, list_orders, order_view, recent_orders
+from web_server.services.orders.reconcile import (
+    RECONCILE_AFTER,
+    RECONCILE_GRACE,
+    SUBMIT_WINDOW,
+    reconcile_orders,
+)
+
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "OPEN_STATUSES",
+    "RECONCILE_AFTER",
+    "RECONCILE_GRACE",
+    "ROUTES",
+    "SUBMIT_WINDOW",
+    "cancel_order",
+    "canonical_body",
+    "get_order",
+    "list_orders",
+    "new_client_order_id",
+    "order_view",
+    "place_order",
+    "poll_open_orders",
+    "recent_orders",
+    "reconcile_orders",
+    "request_hash",
+]
