@@ -1,4 +1,8 @@
-"""Binance spot REST routes (``/api/v3/...``) on top of the shared engine.
+"""Binance spot REST facade (``/api/v3/...``) on top of the shared engine.
+
+:class:`BinanceApi` holds the request plumbing (weights, signatures, headers) and the order
+logic; the routes are in :mod:`simulators.binance.market` (public market data) and
+:mod:`simulators.binance.trade` (signed account and order endpoints).
 
 Rate limits (bn-docs rest-api.md "LIMITS"): every request spends request weight per client IP
 (6000 a minute; answered in ``X-MBX-USED-WEIGHT-1M`` on every response); every accepted order
@@ -19,8 +23,6 @@ may be reused after a cancel is undocumented, and the engine's OPEN_ORDERS scope
 from __future__ import annotations
 
 import math
-import secrets
-import string
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -39,13 +41,9 @@ from simulators.binance.auth import (
     mandatory,
     read_params,
 )
-from simulators.binance.views import (
-    ORDER_TYPES,
-    ms,
-    order_json,
-    symbol_json,
-    ticker_24hr_json,
-)
+from simulators.binance.market import register_market_routes
+from simulators.binance.trade import random_client_id, register_trade_routes
+from simulators.binance.views import ORDER_TYPES, order_json
 from simulators.control import SimState
 from simulators.crypto_markets import SpotMarket
 from simulators.engine import (
@@ -55,7 +53,6 @@ from simulators.engine import (
     InvalidOrder,
     Order,
     OrderNotFound,
-    OrderNotOpen,
     OrderType,
     RuleViolated,
     Side,
@@ -97,11 +94,6 @@ def _decimal(params: BinanceParams, name: str) -> Decimal | None:
     if not value.is_finite() or value < 0:
         raise illegal
     return value
-
-
-def _random_client_id() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(22))
 
 
 class BinanceApi:
@@ -380,7 +372,7 @@ class BinanceApi:
             (side is Side.BUY and price >= current) or (side is Side.SELL and price <= current)  # type: ignore[operator]
         ):
             raise BinanceError(-2010, "Order would immediately match and take.")
-        client_id = params.get("newClientOrderId") or _random_client_id()
+        client_id = params.get("newClientOrderId") or random_client_id()
         if test:
             return None
         self.count_order(credential)
@@ -432,237 +424,7 @@ class BinanceApi:
 
     # ---- routes -----------------------------------------------------------------------------
 
-    def register_routes(self, app: Flask) -> None:  # noqa: C901 - one closure per route
-        """Add the ``/api/v3`` routes."""
-        engine = self.state.engine
-
-        @app.get("/api/v3/ping")
-        @self.endpoint(1)
-        def ping(params: BinanceParams) -> ResponseReturnValue:
-            return jsonify({})
-
-        @app.get("/api/v3/time")
-        @self.endpoint(1)
-        def server_time(params: BinanceParams) -> ResponseReturnValue:
-            return jsonify({"serverTime": ms(self.state.clock.now())})
-
-        @app.get("/api/v3/exchangeInfo")
-        @self.endpoint(20)
-        def exchange_info(params: BinanceParams) -> ResponseReturnValue:
-            wanted: list[str] | None = None
-            if params.get("symbol"):
-                wanted = [params.get("symbol")]  # type: ignore[list-item]
-            elif params.get("symbols"):
-                raw = params.get("symbols") or ""
-                wanted = [s.strip(' "') for s in raw.strip("[]").split(",") if s.strip(' "')]
-            if wanted is not None and any(s not in self.markets for s in wanted):
-                raise BinanceError(-1121, "Invalid symbol.")
-            markets = [self.markets[s] for s in wanted] if wanted else list(self.markets.values())
-            return jsonify(
-                {
-                    "timezone": "UTC",
-                    "serverTime": ms(self.state.clock.now()),
-                    "rateLimits": [
-                        {
-                            "rateLimitType": "REQUEST_WEIGHT",
-                            "interval": "MINUTE",
-                            "intervalNum": 1,
-                            "limit": self.weight_limit,
-                        },
-                        {
-                            "rateLimitType": "ORDERS",
-                            "interval": "SECOND",
-                            "intervalNum": 10,
-                            "limit": self.orders_10s,
-                        },
-                        {
-                            "rateLimitType": "ORDERS",
-                            "interval": "DAY",
-                            "intervalNum": 1,
-                            "limit": self.orders_1d,
-                        },
-                        {
-                            "rateLimitType": "RAW_REQUESTS",
-                            "interval": "MINUTE",
-                            "intervalNum": 5,
-                            "limit": 61000,
-                        },
-                    ],
-                    "exchangeFilters": [],
-                    "symbols": [symbol_json(m) for m in markets],
-                }
-            )
-
-        @app.get("/api/v3/account")
-        @self.endpoint(20, signed=True)
-        def account(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            view = engine.account(credential.account_id)
-            omit_zero = (params.get("omitZeroBalances") or "").lower() == "true"
-            balances = [
-                {"asset": asset, "free": f"{b.available:.8f}", "locked": f"{b.locked:.8f}"}
-                for asset, b in view.balances.items()
-                if not omit_zero or b.total > 0
-            ]
-            fee = self.state.options.get("fee_rate", "0.001")
-            bps = int(Decimal(fee) * 10_000)
-            return jsonify(
-                {
-                    "makerCommission": bps,
-                    "takerCommission": bps,
-                    "buyerCommission": 0,
-                    "sellerCommission": 0,
-                    "commissionRates": {
-                        "maker": f"{Decimal(fee):.8f}",
-                        "taker": f"{Decimal(fee):.8f}",
-                        "buyer": "0.00000000",
-                        "seller": "0.00000000",
-                    },
-                    "canTrade": True,
-                    "canWithdraw": True,
-                    "canDeposit": True,
-                    "brokered": False,
-                    "requireSelfTradePrevention": False,
-                    "preventSor": False,
-                    "updateTime": ms(self.state.clock.now()),
-                    "accountType": "SPOT",
-                    "balances": balances,
-                    "permissions": ["SPOT"],
-                    "uid": int.from_bytes(credential.api_key.encode()[:6].ljust(6, b"0"), "big")
-                    % 10**9,
-                }
-            )
-
-        @app.post("/api/v3/order")
-        @self.endpoint(1, signed=True)
-        def create_order(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            order = self.new_order(credential, params, test=False)
-            assert order is not None  # noqa: S101 - test=False always places
-            resp_type = (params.get("newOrderRespType") or "FULL").upper()
-            if resp_type == "ACK":
-                return jsonify(
-                    {
-                        "symbol": order.symbol,
-                        "orderId": int(order.order_no),
-                        "orderListId": -1,
-                        "clientOrderId": order.client_order_id,
-                        "transactTime": ms(order.created_at),
-                    }
-                )
-            return jsonify(self.render(order, full=resp_type == "FULL", transact=True))
-
-        @app.post("/api/v3/order/test")
-        @self.endpoint(1, signed=True)
-        def test_order(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            self.new_order(credential, params, test=True)
-            return jsonify({})
-
-        @app.get("/api/v3/order")
-        @self.endpoint(4, signed=True)
-        def get_order(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            market = self.market(params)
-            return jsonify(self.render(self.find(credential, params, market)))
-
-        @app.delete("/api/v3/order")
-        @self.endpoint(1, signed=True)
-        def cancel_order(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            market = self.market(params)
-            try:
-                order = self.find(credential, params, market)
-            except BinanceError:
-                raise BinanceError(-2011, "Unknown order sent.") from None
-            restriction = params.get("cancelRestrictions")
-            if restriction not in {None, "ONLY_NEW", "ONLY_PARTIALLY_FILLED"}:
-                raise BinanceError(-1145, "Invalid cancelRestrictions")
-            status = self.render(order)["status"]
-            if (restriction == "ONLY_NEW" and status != "NEW") or (
-                restriction == "ONLY_PARTIALLY_FILLED" and status != "PARTIALLY_FILLED"
-            ):
-                raise BinanceError(-2011, "Order was not canceled due to cancel restrictions.")
-            try:
-                cancelled = engine.cancel_order(credential.account_id, order.order_no)
-            except (OrderNotOpen, OrderNotFound):
-                raise BinanceError(-2011, "Unknown order sent.") from None
-            body = self.render(cancelled, transact=True)
-            body["origClientOrderId"] = cancelled.client_order_id
-            body["clientOrderId"] = params.get("newClientOrderId") or _random_client_id()
-            return jsonify(body)
-
-        @app.get("/api/v3/openOrders")
-        @self.endpoint(lambda p: 6 if p.get("symbol") else 80, signed=True)
-        def open_orders(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            symbol = self.market(params).symbol if params.get("symbol") else None
-            orders = engine.orders(credential.account_id, symbol=symbol, open_only=True)
-            return jsonify([self.render(o) for o in orders])
-
-        @app.get("/api/v3/allOrders")
-        @self.endpoint(20, signed=True)
-        def all_orders(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
-            market = self.market(params)
-            start = params.get("startTime")
-            end = params.get("endTime")
-            since = datetime.fromtimestamp(int(start) / 1000, UTC) if start else None
-            until = datetime.fromtimestamp(int(end) / 1000 + 0.001, UTC) if end else None
-            orders = engine.orders(
-                credential.account_id, symbol=market.symbol, since=since, until=until
-            )
-            limit = min(1000, int(params.get("limit") or 500))
-            from_id = params.get("orderId")
-            if from_id is not None:
-                # With orderId: orders from that id on, oldest first; otherwise the newest ones.
-                chosen = [o for o in orders if int(o.order_no) >= int(from_id)][:limit]
-            else:
-                chosen = orders[-limit:]
-            return jsonify([self.render(o) for o in chosen])
-
-        @app.get("/api/v3/ticker/price")
-        @self.endpoint(lambda p: 2 if p.get("symbol") else 4)
-        def ticker_price(params: BinanceParams) -> ResponseReturnValue:
-            if params.get("symbol"):
-                market = self.market(params)
-                return jsonify(
-                    {"symbol": market.symbol, "price": f"{engine.price(market.symbol):.8f}"}
-                )
-            return jsonify([{"symbol": s, "price": f"{engine.price(s):.8f}"} for s in self.markets])
-
-        @app.get("/api/v3/ticker/24hr")
-        @self.endpoint(lambda p: 2 if p.get("symbol") else 80)
-        def ticker_24hr(params: BinanceParams) -> ResponseReturnValue:
-            if params.get("symbol"):
-                return jsonify(ticker_24hr_json(engine, self.market(params)))
-            return jsonify([ticker_24hr_json(engine, m) for m in self.markets.values()])
-
-        @app.get("/api/v3/depth")
-        @self.endpoint(lambda p: _depth_weight(p.get("limit")))
-        def depth(params: BinanceParams) -> ResponseReturnValue:
-            market = self.market(params)
-            limit = int(params.get("limit") or 100)
-            if not 1 <= limit <= 5000:
-                raise BinanceError(
-                    -1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'."
-                )
-            price = engine.price(market.symbol)
-            tick = market.tick_size or Decimal(1)
-            size = f"{Decimal(str(self.state.options.get('depth_size', '1'))):.8f}"
-            levels = min(limit, 100)
-            return jsonify(
-                {
-                    "lastUpdateId": ms(self.state.clock.now()),
-                    "bids": [
-                        [f"{price - tick * (i + 1):.8f}", size]
-                        for i in range(levels)
-                        if price - tick * (i + 1) > 0
-                    ],
-                    "asks": [[f"{price + tick * i:.8f}", size] for i in range(levels)],
-                }
-            )
-
-
-def _depth_weight(limit: str | None) -> int:
-    value = int(limit) if limit and limit.isdigit() else 100
-    if value <= 100:
-        return 5
-    if value <= 500:
-        return 25
-    if value <= 1000:
-        return 50
-    return 250
+    def register_routes(self, app: Flask) -> None:
+        """Add the ``/api/v3`` routes: market data, then account and orders."""
+        register_market_routes(self, app)
+        register_trade_routes(self, app)

@@ -31,8 +31,9 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from simulators.crypto_markets import SpotMarket, decimal_string
-from simulators.engine import OrderNotFound, OrderNotOpen, RuleViolated, Side
+from simulators.engine import OrderNotFound, OrderNotOpen, Side
 from simulators.upbit.auth import ApiError, Credential, JwtErrors, RequestParams
+from simulators.upbit.params import ORDER_NOT_FOUND
 from simulators.upbit.routes import RateLimited, UpbitApi
 from simulators.upbit.views import kst
 
@@ -50,7 +51,6 @@ BITHUMB_JWT_ERRORS = JwtErrors(
     expired_token=(401, "expired_jwt", "Jwt가 만료되었습니다."),
 )
 
-_NOT_FOUND = (404, "order_not_found", "주문을 찾지 못했습니다.")
 _PUBLIC_RATE = 150.0
 _PRIVATE_RATE = 140.0
 
@@ -103,24 +103,18 @@ class BithumbApi(UpbitApi):
         """A reused ``client_order_id``."""
         return 400, "duplicate_client_order_id", "이미 사용된 client_order_id 입니다."
 
-    def rule_error(
-        self, side: Side, rule: RuleViolated, market: SpotMarket
-    ) -> tuple[int, str, str]:
-        """Tick and minimum-value violations."""
+    def min_total_error(self, side: Side, market: SpotMarket) -> tuple[int, str, str]:
+        """An order worth less than the market's minimum: ``under_price_limit_bid|ask``."""
         suffix = "bid" if side is Side.BUY else "ask"
-        if rule in {RuleViolated.PRICE_TICK, RuleViolated.PRICE}:
-            return (
-                400,
-                f"invalid_price_{suffix}",
-                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
-            )
-        if rule is RuleViolated.MIN_NOTIONAL:
-            minimum = f"{decimal_string(market.min_notional)} {market.quote}"
-            return (
-                400,
-                f"under_price_limit_{suffix}",
-                f"주문가격은 최소 {minimum} 이상으로 주문 가능합니다.",
-            )
+        minimum = f"{decimal_string(market.min_notional)} {market.quote}"
+        return (
+            400,
+            f"under_price_limit_{suffix}",
+            f"주문가격은 최소 {minimum} 이상으로 주문 가능합니다.",
+        )
+
+    def volume_error(self) -> tuple[int, str, str]:
+        """Any other broken rule: ``invalid_parameter``."""
         return 400, "invalid_parameter", "잘못된 파라미터 입니다."
 
     # ---- routes -----------------------------------------------------------------------------
@@ -152,7 +146,7 @@ class BithumbApi(UpbitApi):
             try:
                 engine.cancel_order(credential.account_id, order.order_no)
             except (OrderNotOpen, OrderNotFound):
-                raise ApiError(*_NOT_FOUND) from None
+                raise ApiError(*ORDER_NOT_FOUND) from None
             return jsonify({"order_id": order.order_no, "created_at": kst(order.created_at)})
 
     def private_key(self, credential: Credential) -> str:

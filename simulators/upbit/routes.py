@@ -1,4 +1,8 @@
-"""Upbit's REST routes (``/v1/...``) on top of the shared engine.
+"""Upbit's REST facade (``/v1/...``) on top of the shared engine.
+
+:class:`UpbitApi` holds the request plumbing (JWT, rate groups, error answers) and the order
+logic; the routes are in :mod:`simulators.upbit.quotation` (market data, counted per client IP)
+and :mod:`simulators.upbit.exchange` (accounts and orders, counted per account).
 
 Every response carries ``Remaining-Req: group=<group>; min=<n>; sec=<n>`` (pyupbit refuses a
 response without it). Private routes verify the JWT (:mod:`simulators.upbit.auth`) before they
@@ -25,8 +29,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import wraps
 from typing import Any
 
@@ -42,7 +46,6 @@ from simulators.engine import (
     InvalidOrder,
     Order,
     OrderNotFound,
-    OrderNotOpen,
     OrderType,
     RuleViolated,
     Side,
@@ -57,15 +60,11 @@ from simulators.upbit.auth import (
     RequestParams,
     read_params,
 )
+from simulators.upbit.exchange import register_exchange_routes, register_order_lists
+from simulators.upbit.params import ORDER_NOT_FOUND, invalid, missing, parse_decimal
+from simulators.upbit.quotation import register_quotation_routes, register_ticker_all
 from simulators.upbit.throttle import BanBook, GroupThrottle
-from simulators.upbit.views import (
-    account_json,
-    order_json,
-    order_state,
-    orderbook_json,
-    orders_sorted,
-    ticker_json,
-)
+from simulators.upbit.views import order_json, order_state, orders_sorted
 
 __all__ = ["ORDER_RATE_CHANGE", "UpbitApi"]
 
@@ -81,7 +80,6 @@ UPBIT_JWT_ERRORS = JwtErrors(
     query_hash=(401, "invalid_query_payload", "JWT 헤더의 페이로드가 올바르지 않습니다."),
 )
 
-_NOT_FOUND = (404, "order_not_found", "주문을 찾지 못했습니다.")
 _QUOTATION_RATE = 10.0
 _EXCHANGE_RATE = 30.0
 
@@ -92,51 +90,6 @@ class RateLimited(Exception):
     def __init__(self, status: int, retry_after: float) -> None:
         super().__init__(status)
         self.status, self.retry_after = status, retry_after
-
-
-def missing(field: str) -> ApiError:
-    """Upbit's message for a missing parameter."""
-    return ApiError(
-        400, "validation_error", f"{field} is missing, {field} does not have a valid value"
-    )
-
-
-def invalid(field: str) -> ApiError:
-    """Upbit's message for a parameter with a bad value."""
-    return ApiError(400, "validation_error", f"{field} does not have a valid value")
-
-
-def parse_decimal(params: RequestParams, field: str, *, required: bool = False) -> Decimal | None:
-    """Read a positive decimal parameter.
-
-    Raises:
-        ApiError: ``validation_error`` if it is missing (when required) or not a positive number.
-    """
-    raw = params.get(field)
-    if raw is None or raw == "":
-        if required:
-            raise missing(field)
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise invalid(field) from None
-    if not value.is_finite() or value <= 0:
-        raise invalid(field)
-    return value
-
-
-def parse_time(raw: str | None) -> datetime | None:
-    """Parse ISO 8601 (with offset; naive is KST) or epoch milliseconds."""
-    if not raw:
-        return None
-    if raw.isdigit():
-        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
-    try:
-        value = datetime.fromisoformat(raw.replace(" ", "+"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=KST)
 
 
 class UpbitApi:
@@ -312,7 +265,7 @@ class UpbitApi:
             if client_id:
                 return engine.get_order_by_client_id(credential.account_id, client_id)
         except OrderNotFound:
-            raise ApiError(*_NOT_FOUND) from None
+            raise ApiError(*ORDER_NOT_FOUND) from None
         raise self.missing(f"{id_field} or {self.client_id_field}")
 
     def render(self, order: Order, **kwargs: Any) -> dict[str, Any]:
@@ -468,226 +421,38 @@ class UpbitApi:
                 "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
             )
         if rule is RuleViolated.MIN_NOTIONAL:
-            return (
-                400,
-                f"under_min_total_{suffix}",
-                "최소주문금액 이상으로 주문해주세요. "
-                f"({decimal_string(market.min_notional)} {market.quote})",
-            )
+            return self.min_total_error(side, market)
         if rule is RuleViolated.ORDER_SHAPE:
             return self.create_error(side)
+        return self.volume_error()
+
+    def min_total_error(self, side: Side, market: SpotMarket) -> tuple[int, str, str]:
+        """An order worth less than the market's minimum order value."""
+        suffix = "bid" if side is Side.BUY else "ask"
+        return (
+            400,
+            f"under_min_total_{suffix}",
+            "최소주문금액 이상으로 주문해주세요. "
+            f"({decimal_string(market.min_notional)} {market.quote})",
+        )
+
+    def volume_error(self) -> tuple[int, str, str]:
+        """Any other broken rule (the volume's precision or size)."""
         return 400, "validation_error", "volume does not have a valid value"
 
     # ---- routes -----------------------------------------------------------------------------
 
     def register_routes(self, app: Flask) -> None:
-        """Add Upbit's ``/v1`` routes."""
-        engine = self.state.engine
+        """Add Upbit's ``/v1`` routes: quotation (per IP) and exchange (per account)."""
         if self.serves_upbit_lists:
             self.register_upbit_lists(app)
-
-        @app.get("/v1/market/all")
-        @self.public("market")
-        def market_all(params: RequestParams) -> ResponseReturnValue:
-            details = (params.get("isDetails") or params.get("is_details") or "").lower() == "true"
-            out = []
-            for m in self.markets.values():
-                row: dict[str, Any] = {
-                    "market": m.symbol,
-                    "korean_name": m.korean_name,
-                    "english_name": m.english_name,
-                }
-                if details:
-                    row["market_warning"] = "NONE"
-                    row["market_event"] = {
-                        "warning": False,
-                        "caution": {
-                            "PRICE_FLUCTUATIONS": False,
-                            "TRADING_VOLUME_SOARING": False,
-                            "DEPOSIT_AMOUNT_SOARING": False,
-                            "GLOBAL_PRICE_DIFFERENCES": False,
-                            "CONCENTRATION_OF_SMALL_ACCOUNTS": False,
-                        },
-                    }
-                out.append(row)
-            return jsonify(out)
-
-        def listed(symbols: Iterable[str]) -> list[SpotMarket]:
-            found = [self.markets.get(s.strip()) for s in symbols if s.strip()]
-            if not found or any(m is None for m in found):
-                raise ApiError(404, 404, "Code not found")
-            return found  # type: ignore[return-value]
-
-        @app.get("/v1/ticker")
-        @self.public("ticker")
-        def ticker(params: RequestParams) -> ResponseReturnValue:
-            names = [s for raw in params.getlist("markets") for s in raw.split(",")]
-            if not names:
-                raise self.missing("markets")
-            return jsonify([ticker_json(engine, m) for m in listed(names)])
-
-        @app.get("/v1/orderbook")
-        @self.public("orderbook")
-        def orderbook(params: RequestParams) -> ResponseReturnValue:
-            names = [s for raw in params.getlist("markets") for s in raw.split(",")]
-            if not names:
-                raise self.missing("markets")
-            size = self.state.options.get("orderbook_size")
-            return jsonify(
-                [
-                    orderbook_json(engine, m, size=Decimal(str(size)) if size else None)
-                    for m in listed(names)
-                ]
-            )
-
-        @app.get("/v1/accounts")
-        @self.private()
-        def accounts(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            view = engine.account(credential.account_id)
-            rows = [
-                account_json(b)
-                for asset, b in sorted(view.balances.items(), key=lambda kv: kv[0] != "KRW")
-                if b.total > 0 or asset == "KRW"
-            ]
-            return jsonify(rows)
-
-        @app.get("/v1/orders/chance")
-        @self.private()
-        def chance(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            market = self.market(params)
-            fee = decimal_string(self.fee_rate)
-            return jsonify(
-                {
-                    "bid_fee": fee,
-                    "ask_fee": fee,
-                    "maker_bid_fee": fee,
-                    "maker_ask_fee": fee,
-                    "market": {
-                        "id": market.symbol,
-                        "name": f"{market.base}/{market.quote}",
-                        "order_types": ["limit"],
-                        "ord_types": ["limit", "price", "market", "best"],
-                        "order_sides": ["ask", "bid"],
-                        "bid_types": [
-                            "best_fok",
-                            "best_ioc",
-                            "limit",
-                            "limit_fok",
-                            "limit_ioc",
-                            "price",
-                        ],
-                        "ask_types": [
-                            "best_fok",
-                            "best_ioc",
-                            "limit",
-                            "limit_fok",
-                            "limit_ioc",
-                            "market",
-                        ],
-                        "bid": {
-                            "currency": market.quote,
-                            "price_unit": None,
-                            "min_total": decimal_string(market.min_notional),
-                        },
-                        "ask": {
-                            "currency": market.base,
-                            "price_unit": None,
-                            "min_total": decimal_string(market.min_notional),
-                        },
-                        "max_total": decimal_string(market.max_notional),
-                        "state": "active",
-                    },
-                    "bid_account": account_json(
-                        engine.balance(credential.account_id, market.quote), market.quote
-                    ),
-                    "ask_account": account_json(
-                        engine.balance(credential.account_id, market.base), market.quote
-                    ),
-                }
-            )
-
-        @app.post("/v1/orders")
-        @self.private("order")
-        def create_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            order = self.place(credential, params, "ord_type")
-            return jsonify(self.accepted(order)), 201
-
-        @app.get("/v1/order")
-        @self.private()
-        def get_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            order = self.find_order(credential, params)
-            return jsonify(self.render(order, with_trades=True))
-
-        @app.delete("/v1/order")
-        @self.private()
-        def cancel_order(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            order = self.find_order(credential, params)
-            try:
-                engine.cancel_order(credential.account_id, order.order_no)
-            except (OrderNotOpen, OrderNotFound):
-                raise ApiError(*_NOT_FOUND) from None
-            # Upbit accepts the cancel and answers the order as it stood: still "wait".
-            return jsonify(self.render(order, state="wait"))
-
-        @app.get("/v1/orders")
-        @self.private()
-        def legacy_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            uuids = set(params.getlist("uuids"))
-            client_ids = set(params.getlist(f"{self.client_id_field}s"))
-            default = ["wait", "watch", "done", "cancel"] if (uuids or client_ids) else ["wait"]
-            states = self.states(
-                params, default=default, allowed={"wait", "watch", "done", "cancel"}
-            )
-            orders = [
-                o
-                for o in self.select(credential, params, states=states)
-                if (not uuids or o.order_no in uuids)
-                and (not client_ids or o.client_order_id in client_ids)
-            ]
-            return jsonify(self.page(orders, params, max_limit=100))
+        register_quotation_routes(self, app)
+        register_exchange_routes(self, app)
 
     def register_upbit_lists(self, app: Flask) -> None:
         """Add the routes only Upbit has: ``/v1/ticker/all``, ``/v1/orders/open|closed``."""
-        engine = self.state.engine
-
-        @app.get("/v1/ticker/all")
-        @self.public("ticker")
-        def ticker_all(params: RequestParams) -> ResponseReturnValue:
-            quotes = [q for raw in params.getlist("quote_currencies") for q in raw.split(",")]
-            if not quotes:
-                raise self.missing("quote_currencies")
-            return jsonify(
-                [ticker_json(engine, m) for m in self.markets.values() if m.quote in quotes]
-            )
-
-        @app.get("/v1/orders/open")
-        @self.private()
-        def open_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            states = self.states(params, default=["wait", "watch"], allowed={"wait", "watch"})
-            orders = self.select(credential, params, states=states)
-            return jsonify(self.page(orders, params, max_limit=100))
-
-        @app.get("/v1/orders/closed")
-        @self.private()
-        def closed_orders(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            states = self.states(params, default=["done", "cancel"], allowed={"done", "cancel"})
-            end = parse_time(params.get("end_time"))
-            start = parse_time(params.get("start_time"))
-            if start is None and end is None:
-                end = self.state.clock.now()
-            if start is None:
-                start = end - timedelta(days=7)  # type: ignore[operator]
-            if end is None:
-                end = start + timedelta(days=7)
-            if end - start > timedelta(days=7):
-                raise ApiError(400, "validation_error", "조회 기간은 최대 7일입니다.")
-            # end_time is inclusive; the engine's bound is exclusive.
-            until = end + timedelta(microseconds=1)
-            orders = self.select(credential, params, states=states, since=start, until=until)
-            limit = self.limit(params, default=100, maximum=1000)
-            return jsonify(
-                [self.render(o) for o in orders_sorted(orders, params.get("order_by"))[:limit]]
-            )
+        register_ticker_all(self, app)
+        register_order_lists(self, app)
 
     # ---- list helpers -----------------------------------------------------------------------
 
