@@ -1,32 +1,37 @@
 """The part of a crypto adapter that does not depend on the exchange.
 
-Construction (everything injected, DESIGN §6 / STYLE H5), the market-list cache, and the rule check
-before an order is sent. Exchange adapters subclass :class:`CryptoAdapterBase` and implement the
-protocol's methods with their own client and mapping.
+Construction (everything injected, DESIGN §6 / STYLE H5), the market-list cache, the rule check
+before an order is sent, holdings and balances (one account read, mapped two ways) and the
+selection that ends every ``list_orders``. Exchange adapters subclass :class:`CryptoAdapterBase`
+and implement the rest of the protocol with their own client and mapping.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import requests
 
 from brokers import (
+    Balance,
+    BrokerOrder,
     Capabilities,
     Clock,
     Credentials,
     MarketRule,
     OrderRequest,
+    Position,
     utc_now,
 )
 from brokers.errors import InvalidOrder
 from crypto_exchanges._http import ExchangeClient, RetryPolicy
 from crypto_exchanges._rules import MarketCache, check_order
 
-__all__ = ["MARKET_CACHE_TTL", "CryptoAdapterBase"]
+__all__ = ["MARKET_CACHE_TTL", "CryptoAdapterBase", "orders_since"]
 
 #: Seconds a market list is reused for order checks. Long enough that a burst of orders costs one
 #: fetch, short enough that a new listing or a changed rule is seen within a minute.
@@ -37,8 +42,21 @@ CRYPTO_CAPABILITIES = Capabilities(
 )
 
 
+def orders_since(orders: Iterable[BrokerOrder], since: dt.datetime) -> list[BrokerOrder]:
+    """Return the orders created at or after ``since``, oldest first.
+
+    An order without a creation time is kept and sorts as if created at ``since``.
+    """
+    selected = [o for o in orders if o.created_at is None or o.created_at >= since]
+    return sorted(selected, key=lambda o: o.created_at or since)
+
+
 class CryptoAdapterBase:
-    """Shared construction, market cache and pre-send rule checks of the crypto adapters.
+    """Shared construction, market cache, pre-send rule checks and account reads.
+
+    Subclasses name their client (:attr:`client_class`) and account endpoint
+    (:attr:`account_path`, :attr:`account_params`), and map its answer in
+    :meth:`_parse_positions` and :meth:`_parse_balances`.
 
     Args:
         credentials: the account's keys.
@@ -54,6 +72,9 @@ class CryptoAdapterBase:
     exchange: ClassVar[str]
     capabilities: ClassVar[Capabilities] = CRYPTO_CAPABILITIES
     client_class: ClassVar[type[ExchangeClient]]
+    #: The signed GET whose one answer holds both the coins and the cash.
+    account_path: ClassVar[str]
+    account_params: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(
         self,
@@ -117,3 +138,37 @@ class CryptoAdapterBase:
             )
         check_order(request, rule, broker=self.exchange, tick_rule=self._tick_rule(rule))
         return rule
+
+    # -- account -----------------------------------------------------------------------------
+
+    def _parse_positions(self, account: Any) -> list[Position]:
+        """Map the account answer to asset positions."""
+        raise NotImplementedError
+
+    def _parse_balances(self, account: Any) -> list[Balance]:
+        """Map the account answer to cash balances."""
+        raise NotImplementedError
+
+    def _read_account(self) -> Any:
+        return self.client.request("GET", self.account_path, params=self.account_params)
+
+    def get_holdings(self) -> list[Position]:
+        """Return the non-cash assets the account holds (``Position(asset="BTC", …)``).
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: the exchange did not answer (after read retries).
+        """
+        return self._parse_positions(self._read_account())
+
+    def get_balance(self) -> list[Balance]:
+        """Return the cash the account holds, by currency (total, available, locked in orders).
+
+        Cash is KRW on Upbit and Bithumb; on Binance the stablecoins and fiat its spot markets
+        quote in (USDT, USDC, EUR…).
+
+        Raises:
+            BrokerAuthFailed: the keys were refused.
+            BrokerUnavailable: the exchange did not answer (after read retries).
+        """
+        return self._parse_balances(self._read_account())

@@ -3,8 +3,10 @@
 Bithumb's API 2.0 copied Upbit's: the same ``Authorization: Bearer <JWT>`` with a ``query_hash``
 (Bithumb adds a ``timestamp`` claim), the same ``{"error": {"name", "message"}}`` bodies, the same
 ``/v1/accounts`` rows and order objects (``uuid``, ``state`` wait/watch/done/cancel, ``paid_fee``,
-``trades``). The exchange packages keep what differs (endpoints, the client id's name, codes).
-Functions here are pure except :class:`UpbitLikeClient`.
+``trades``), the same ``/v1/market/all`` and ``/v1/order`` look-up. The exchange packages keep
+what differs: endpoints, codes, and the names and rules in their :class:`UpbitDialect` (the
+client id's name, the order type's name, the published market rules).
+Functions here are pure except :class:`UpbitLikeClient` and :class:`UpbitLikeAdapter`.
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ from brokers import (
     Position,
     Side,
 )
-from brokers.errors import InvalidOrder
-from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
+from brokers.errors import BrokerAuthFailed, BrokerMaintenance, BrokerRateLimited, InvalidOrder
+from crypto_exchanges._adapter import CryptoAdapterBase
+from crypto_exchanges._http import ExchangeClient, PreparedCall, SubstringRule, encode_query
 from crypto_exchanges._jwt import encode_hs_jwt, query_hash
 from crypto_exchanges._rules import format_decimal
 
 __all__ = [
     "KRW_TICKS",
+    "UPBIT_LIKE_SUBSTRINGS",
     "USDT_TICKS",
+    "UpbitDialect",
+    "UpbitLikeAdapter",
     "UpbitLikeClient",
     "band_tick",
     "build_order_body",
@@ -142,6 +148,16 @@ class UpbitLikeClient(ExchangeClient):
             match = re.search(r"sec=(\d+)", value)
             if match:
                 self.rate_limit["sec"] = match.group(1)
+
+
+#: The substring rules both error tables end with: words any Upbit-style message may carry, tried
+#: after each exchange's own rules.
+UPBIT_LIKE_SUBSTRINGS: tuple[SubstringRule, ...] = (
+    SubstringRule("jwt", BrokerAuthFailed),
+    SubstringRule("too many", BrokerRateLimited),
+    SubstringRule("maintenance", BrokerMaintenance),
+    SubstringRule("점검", BrokerMaintenance),
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,3 +431,134 @@ def with_cancel_pending(order: BrokerOrder) -> BrokerOrder:
     if order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
         return dataclasses.replace(order, status=OrderStatus.CANCEL_PENDING)
     return order
+
+
+# ------------------------------------------------------------------------------------------------
+# One exchange's names and rules (pure)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class UpbitDialect:
+    """What one Upbit-like exchange names or rules differently; its methods are the pure mapping.
+
+    Each exchange's ``mapping`` module holds one (``UPBIT``, ``BITHUMB``) and exports its methods
+    under the module's names.
+
+    Attributes:
+        broker: ``"UPBIT"`` or ``"BITHUMB"``, for errors.
+        client_id_field: our client order id's name in order objects, in the create-order body
+            and in the ``GET /v1/order`` look-up (Upbit ``identifier``, Bithumb
+            ``client_order_id``).
+        type_field: the order type's name in the create-order body (Upbit ``ord_type``, Bithumb
+            ``order_type``).
+        quote_rules: published rules per quote currency: (fixed tick or None for a price table,
+            lot, min total).
+        tick_tables: the price-unit tables, by quote currency.
+        cash_currencies: currencies the account holds as cash (everything else is a position).
+    """
+
+    broker: str
+    client_id_field: str
+    type_field: str
+    quote_rules: Mapping[str, tuple[Decimal | None, Decimal, Decimal]]
+    tick_tables: Mapping[str, Sequence[tuple[Decimal, Decimal]]]
+    cash_currencies: frozenset[str]
+
+    def tick_for(self, quote_asset: str, price: Decimal) -> Decimal | None:
+        """Return the tick at ``price`` in a ``quote_asset`` market (None: no published rule)."""
+        table = self.tick_tables.get(quote_asset)
+        if table is not None:
+            return band_tick(table, price)
+        fixed = self.quote_rules.get(quote_asset)
+        return fixed[0] if fixed else None
+
+    def parse_markets(self, rows: Sequence[Mapping[str, Any]]) -> list[MarketRule]:
+        """Map ``/v1/market/all`` to rules (tick None where it depends on the price)."""
+        return parse_market_all(rows, self.quote_rules.get)
+
+    def parse_balances(self, rows: Sequence[Mapping[str, Any]]) -> list[Balance]:
+        """Map ``/v1/accounts`` to the cash balances (KRW)."""
+        return parse_accounts_balances(rows, self.cash_currencies)
+
+    def parse_positions(self, rows: Sequence[Mapping[str, Any]]) -> list[Position]:
+        """Map ``/v1/accounts`` to asset positions (``Position(asset=…)``)."""
+        return parse_accounts_positions(rows, self.cash_currencies)
+
+    def parse_order(self, raw: Mapping[str, Any]) -> BrokerOrder:
+        """Map an order object (:attr:`client_id_field` is our client order id)."""
+        return parse_order(raw, client_id_field=self.client_id_field)
+
+    def order_body(self, request: OrderRequest) -> dict[str, str]:
+        """Build the create-order body; :attr:`client_id_field` is always our client order id.
+
+        Raises:
+            InvalidOrder: a MARKET BUY without ``quote_amount`` (both buy at market by amount).
+        """
+        return build_order_body(
+            request,
+            broker=self.broker,
+            type_key=self.type_field,
+            client_id_key=self.client_id_field,
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# The adapter's shared half
+# ------------------------------------------------------------------------------------------------
+
+
+class UpbitLikeAdapter(CryptoAdapterBase):
+    """What the Upbit and Bithumb adapters share: markets, ticks, order look-up and accounts.
+
+    Subclasses set :attr:`dialect` and :attr:`markets_params` and implement placing, cancelling
+    and listing orders, whose endpoints and answers differ.
+    """
+
+    #: The exchange's names and rules (its ``mapping`` module's ``UPBIT`` or ``BITHUMB``).
+    dialect: ClassVar[UpbitDialect]
+    #: The query of ``GET /v1/market/all`` that asks for market warnings (Upbit ``is_details``,
+    #: Bithumb ``isDetails``).
+    markets_params: ClassVar[Mapping[str, str]]
+    account_path = "/v1/accounts"
+
+    def _fetch_markets(self) -> list[MarketRule]:
+        rows = self.client.request(
+            "GET", "/v1/market/all", params=self.markets_params, signed=False
+        )
+        return self.dialect.parse_markets(rows)
+
+    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
+        quote = rule.quote_asset
+        return lambda price: self.dialect.tick_for(quote, price)
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by the exchange's ``uuid`` or by our client order id.
+
+        The client order id goes in the exchange's own field (Upbit ``identifier``, Bithumb
+        ``client_order_id``); ``symbol`` is not needed.
+
+        Raises:
+            ValueError: neither id was given.
+            OrderNotFound: no such order (after a lost answer: it was never placed).
+            BrokerUnavailable: the exchange did not answer (after read retries).
+        """
+        if broker_order_id:
+            params = {"uuid": broker_order_id}
+        elif client_order_id:
+            params = {self.dialect.client_id_field: client_order_id}
+        else:
+            raise ValueError("get_order needs broker_order_id or client_order_id")
+        return self.dialect.parse_order(self.client.request("GET", "/v1/order", params=params))
+
+    def _parse_positions(self, account: Any) -> list[Position]:
+        return self.dialect.parse_positions(account)
+
+    def _parse_balances(self, account: Any) -> list[Balance]:
+        return self.dialect.parse_balances(account)

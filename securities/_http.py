@@ -1,5 +1,6 @@
 """HTTP plumbing both Korean securities adapters share: transport errors, KST times, numbers.
 
+The clients' common base, :class:`TokenClient`, holds the OAuth calls and the token/retry loop.
 Nothing here knows a broker's envelope; :mod:`securities.kis.client` and
 :mod:`securities.kiwoom.client` do. What this module decides is the one question every call must
 answer the same way (DESIGN §6, STYLE H6/H8): *did the request reach the broker?*
@@ -220,10 +221,13 @@ def with_retry_after(error: BrokerError, seconds: float | None) -> BrokerError:
 
 
 class TokenClient:
-    """What the KIS and Kiwoom clients share: construction and the token/retry call loop.
+    """What the KIS and Kiwoom clients share: construction, OAuth and the token/retry call loop.
 
-    Both brokers authenticate every account call with a bearer token from the TokenProvider and
-    follow one policy (DESIGN §6, STYLE H8), kept here so that it cannot drift between them:
+    Both brokers issue and revoke tokens with the same client-credentials calls (a JSON POST with
+    the app key and secret, no bearer token), which differ only in paths and field names: the
+    class attributes below. Both authenticate every account call with a bearer token from the
+    TokenProvider and follow one policy (DESIGN §6, STYLE H8), kept here so that it cannot drift
+    between them:
 
     * a refused token is re-issued *once* and the request resent, reads and writes alike (both
       brokers check the token before anything reaches the order system);
@@ -231,8 +235,10 @@ class TokenClient:
       unless the broker asked for a wait longer than one call should block;
     * a write is never resent for any other reason.
 
-    Subclasses send one request (their envelope and headers) and say which refusals are token
-    refusals (:meth:`_token_refused`).
+    Subclasses send one request (their envelope and headers), map a refused answer
+    (:meth:`_error`) and say which refusals are token refusals (:meth:`_token_refused`); where
+    their OAuth answers differ from their other answers, they say so in :meth:`_oauth_accepted`
+    and :meth:`_oauth_error`.
 
     Args:
         credentials: the account's app key and secret (and, for KIS, account number).
@@ -245,6 +251,17 @@ class TokenClient:
 
     #: The broker as people write it, for log lines and messages (``"KIS"``, ``"Kiwoom"``).
     label: ClassVar[str]
+    #: The broker's code in errors (``"KIS"``, ``"KIWOOM"``).
+    broker: ClassVar[str]
+    #: The JSON content-type header, spelled as the broker's own client spells it.
+    json_headers: ClassVar[Mapping[str, str]]
+    #: The OAuth endpoints: issue and revoke.
+    token_path: ClassVar[str]
+    revoke_path: ClassVar[str]
+    #: The body field that carries the app secret (KIS ``appsecret``, Kiwoom ``secretkey``).
+    secret_field: ClassVar[str]
+    #: The answer field that carries the issued token (KIS ``access_token``, Kiwoom ``token``).
+    token_field: ClassVar[str]
 
     def __init__(
         self,
@@ -262,6 +279,94 @@ class TokenClient:
         self._tokens = token_provider
         self._timeout = timeout
         self._sleep = sleep
+
+    # -- OAuth (no bearer token) -------------------------------------------------------------
+
+    def issue_token(self) -> Mapping[str, Any]:
+        """POST the token endpoint (client-credentials grant) and return the raw answer.
+
+        Raises:
+            BrokerRateLimited: the broker's issuance limit (KIS EGW00133: one a minute,
+                ``retry_after`` 60).
+            BrokerAuthFailed: bad app key or secret.
+            BrokerError: any other refusal or transport failure.
+        """
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": self._credentials.api_key,
+            self.secret_field: self._credentials.api_secret,
+        }
+        return self._oauth(self.token_path, body, required=self.token_field)
+
+    def revoke_token(self, token: str) -> Mapping[str, Any]:
+        """POST the revoke endpoint for ``token``.
+
+        Raises:
+            BrokerError: the broker refused or did not answer.
+        """
+        body = {
+            "appkey": self._credentials.api_key,
+            self.secret_field: self._credentials.api_secret,
+            "token": token,
+        }
+        return self._oauth(self.revoke_path, body, required=None)
+
+    def _oauth(
+        self, path: str, body: Mapping[str, Any], *, required: str | None
+    ) -> Mapping[str, Any]:
+        # Issuing a token changes nothing that matters twice (KIS re-serves the same token within
+        # 6 h), but a lost answer still counts against the one-a-minute rule: treat as a read.
+        # No bearer token here: Kiwoom's official client sends no api-id or authorization on the
+        # auth endpoints either.
+        response = self._send(
+            "POST", path, is_write=False, headers=self.json_headers, json_body=dict(body)
+        )
+        data = decode_json(response)
+        if (
+            response.status_code == 200
+            and isinstance(data, Mapping)
+            and self._oauth_accepted(data)
+            and (required is None or data.get(required))
+        ):
+            return data
+        raise self._oauth_error(path, response, data)
+
+    def _oauth_accepted(self, data: Mapping[str, Any]) -> bool:
+        """Tell whether an HTTP 200 OAuth answer reports success in its body (by default: yes)."""
+        return True
+
+    def _oauth_error(self, path: str, response: requests.Response, data: Any) -> BrokerError:
+        """Map a refused OAuth answer to ``path`` (by default like any other answer)."""
+        return self._error(response, data, is_write=False)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        is_write: bool,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> requests.Response:
+        """Send one request to ``path`` on this broker (see :func:`send`)."""
+        return send(
+            self._session,
+            method,
+            self._base_url + path,
+            broker=self.broker,
+            is_write=is_write,
+            timeout=self._timeout,
+            headers=headers,
+            params=params,
+            json_body=json_body,
+        )
+
+    # -- to implement --------------------------------------------------------------------------
+
+    def _error(self, response: requests.Response, data: Any, *, is_write: bool) -> BrokerError:
+        """Map a non-success answer (pure apart from reading the response)."""
+        raise NotImplementedError
 
     def _token_refused(self, exc: BrokerAuthFailed) -> bool:
         """Tell whether ``exc`` refused the token itself (a fresh token may work)."""

@@ -1,45 +1,75 @@
-"""What both securities adapters share above HTTP: error tables, construction, order matching.
+"""What both securities adapters share above HTTP: error tables, construction, order history.
 
 * Each broker's ``errors.py`` is data: exact codes, then substring rules on the message, then a
   fallback. :class:`ErrorTable` turns a broker answer into one error of ``brokers.errors``,
   always keeping the broker's own code and message (STYLE H6).
-* :class:`SecuritiesAdapterBase` is the adapters' construction: everything injected (STYLE H5).
+* :class:`SecuritiesAdapterBase` is the adapters' construction (everything injected, STYLE H5)
+  and their history-based look-ups: ``get_order``, ``list_orders`` and ``find_order`` over the
+  broker's order history, which each adapter reads in its own way (its paths, TR ids and
+  fields) in ``_history`` and ``_lookup_windows``.
 * Neither broker has a client order id, so a lost answer is settled by matching the history
   (:func:`first_match`, STYLE H8); both number orders with varying zero padding
   (:func:`same_order_number`).
+* Both answer a cancel or an amendment with a new order number of its own:
+  :func:`cancel_pending` and :func:`amended_order` say what the caller gets back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import requests
 
 from brokers import (
     BrokerOrder,
+    Capabilities,
     Clock,
     Credentials,
     OrderRequest,
+    OrderStatus,
     OrderType,
     TokenProvider,
     utc_now,
 )
-from brokers.errors import BrokerError, BrokerRejected, BrokerUnavailable, OrderStateUnknown
-from securities._http import TokenClient
+from brokers.errors import (
+    BadRequest,
+    BrokerError,
+    BrokerRejected,
+    BrokerUnavailable,
+    OrderNotFound,
+    OrderStateUnknown,
+)
+from securities._http import TokenClient, kst_date
 
 __all__ = [
+    "CLOCK_SKEW",
+    "LOOKBACK_DAYS",
+    "SECURITIES_CAPABILITIES",
     "ErrorRule",
     "ErrorTable",
     "SecuritiesAdapterBase",
+    "amended_order",
+    "cancel_pending",
     "first_match",
     "oldest_first",
     "order_number_key",
     "same_order_number",
 ]
+
+#: How many KST days back ``get_order`` looks for an order number that is not in today's history.
+LOOKBACK_DAYS = 7
+#: Tolerance between our clock and the broker's when matching an order by time in ``find_order``.
+CLOCK_SKEW = dt.timedelta(seconds=60)
+
+#: Both brokers: no client order id (reconcile by history), market orders, amendments, OAuth.
+SECURITIES_CAPABILITIES = Capabilities(
+    client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
+)
 
 
 @dataclass(frozen=True)
@@ -123,9 +153,11 @@ class ErrorTable:
 
 
 class SecuritiesAdapterBase:
-    """The construction both securities adapters share: credentials, clock and their client.
+    """What both securities adapters share: construction, tokens and history-based look-ups.
 
-    Subclasses name their client in :attr:`client_class` and document the arguments.
+    Subclasses name their client in :attr:`client_class`, document the arguments, and read the
+    broker's order history in :meth:`_history` and :meth:`_lookup_windows`; ``get_order``,
+    ``list_orders`` and ``find_order`` are built on those two.
 
     Args:
         credentials: the account's keys, environment and account number.
@@ -137,6 +169,8 @@ class SecuritiesAdapterBase:
         sleep: how to wait between read attempts (tests pin it).
     """
 
+    exchange: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = SECURITIES_CAPABILITIES
     client_class: ClassVar[type[TokenClient]]
 
     def __init__(
@@ -160,6 +194,159 @@ class SecuritiesAdapterBase:
             timeout=timeout,
             sleep=sleep,
         )
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def revoke_token(self, access_token: str) -> None:
+        """Tell the broker to revoke ``access_token`` (KIS ``/oauth2/revokeP``, Kiwoom au10002).
+
+        Raises:
+            BrokerError: the broker refused or did not answer.
+        """
+        self._client.revoke_token(access_token)
+
+    # -- the order history: what each broker reads in its own way ----------------------------
+
+    def _history(
+        self, first: dt.date, last: dt.date, *, symbol: str | None = None
+    ) -> Iterable[BrokerOrder]:
+        """Return the orders placed on the KST days ``first`` to ``last``, oldest first.
+
+        Cancellations are folded into the orders they cancel. ``symbol`` may narrow the broker's
+        query; callers still match on it. Read lazily where the broker answers a day at a time,
+        so that ``find_order`` stops reading at its first match.
+        """
+        raise NotImplementedError
+
+    def _lookup_windows(
+        self, broker_order_id: str, today: dt.date, *, symbol: str | None
+    ) -> Iterator[list[BrokerOrder]]:
+        """Yield the history to search for ``broker_order_id``, newest window first.
+
+        The windows cover ``today`` back to :data:`LOOKBACK_DAYS` days; each is read only when
+        the newer ones did not have the order. ``symbol`` (when given) narrows the look-up.
+        """
+        raise NotImplementedError
+
+    # -- history-based look-ups --------------------------------------------------------------
+
+    def get_order(
+        self,
+        broker_order_id: str | None = None,
+        *,
+        client_order_id: str | None = None,
+        symbol: str | None = None,
+    ) -> BrokerOrder:
+        """Look an order up by the broker's order number in the recent history.
+
+        The newest window of history first, back to :data:`LOOKBACK_DAYS` days (order numbers
+        restart daily, so the newest match wins).
+
+        Raises:
+            BadRequest: only ``client_order_id`` was given; the broker has no client order ids
+                (use :meth:`find_order`).
+            OrderNotFound: no such order.
+            BrokerError: any other failure.
+        """
+        label = self.client_class.label
+        if not broker_order_id:
+            raise BadRequest(
+                f"{label} orders have no client order id; look them up by broker_order_id or "
+                "reconcile with find_order"
+            )
+        today = kst_date(self._clock())
+        for window in self._lookup_windows(broker_order_id, today, symbol=symbol):
+            matches = [o for o in window if same_order_number(o.broker_order_id, broker_order_id)]
+            if matches:
+                return matches[-1]
+        raise OrderNotFound(
+            f"{label} has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
+            broker=self.exchange,
+        )
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders placed since ``since`` (open and closed), oldest first.
+
+        Cancellations are folded into the orders they cancel; amendments appear as the new
+        orders they are.
+
+        Raises:
+            BrokerError: any failure.
+        """
+        orders = self._history(kst_date(since), kst_date(self._clock()))
+        return [o for o in orders if o.created_at is None or o.created_at >= since]
+
+    def find_order(
+        self,
+        request: OrderRequest,
+        since: dt.datetime,
+        *,
+        until: dt.datetime | None = None,
+        exclude: Collection[str] = (),
+    ) -> BrokerOrder | None:
+        """Find the order ``request`` became, when its answer was lost (no client id here).
+
+        Matches the history from ``since`` (minus :data:`CLOCK_SKEW`) to ``until`` (default now,
+        plus the skew) on symbol, side, order type, quantity and limit price. Orders already
+        bound to other intents go in ``exclude``; among the rest the earliest match wins, so
+        reconciling identical intents oldest first pairs them one to one.
+
+        Returns:
+            The order, or None when the broker has no such order (the request never took
+            effect).
+
+        Raises:
+            BrokerError: the history could not be read.
+        """
+        low = since - CLOCK_SKEW
+        high = (until or self._clock()) + CLOCK_SKEW
+        history = self._history(kst_date(low), kst_date(high), symbol=request.symbol)
+        return first_match(history, request, low=low, high=high, exclude=exclude)
+
+
+def cancel_pending(
+    original: BrokerOrder, answer: Mapping[str, Any], *, now: dt.datetime
+) -> BrokerOrder:
+    """Return ``original`` as CANCEL_PENDING once the broker accepted its cancellation.
+
+    ``raw["cancel"]`` keeps the broker's answer (the cancellation has an order number of its
+    own); the status poller settles the original.
+    """
+    return replace(
+        original,
+        status=OrderStatus.CANCEL_PENDING,
+        updated_at=now,
+        raw={**original.raw, "cancel": dict(answer)},
+    )
+
+
+def amended_order(
+    original: BrokerOrder,
+    *,
+    broker_order_id: str,
+    quantity: Decimal | None,
+    limit_price: Decimal,
+    now: dt.datetime,
+    raw: Mapping[str, Any],
+) -> BrokerOrder:
+    """Return the order an accepted amendment created: a new SUBMITTED limit order.
+
+    Both brokers replace the original with a new order number (``broker_order_id``) for the same
+    symbol and side; ``quantity`` None amended all of the original's unfilled remainder.
+    """
+    remaining = original.quantity - original.filled_quantity
+    return BrokerOrder(
+        broker_order_id=broker_order_id,
+        symbol=original.symbol,
+        side=original.side,
+        order_type=OrderType.LIMIT,
+        status=OrderStatus.SUBMITTED,
+        quantity=quantity if quantity is not None else remaining,
+        limit_price=limit_price,
+        created_at=now,
+        updated_at=now,
+        raw=raw,
+    )
 
 
 def order_number_key(value: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
 from brokers.errors import InvalidOrder
-from crypto_exchanges._adapter import CryptoAdapterBase
+from crypto_exchanges._adapter import CryptoAdapterBase, orders_since
 from crypto_exchanges.binance import mapping
 from crypto_exchanges.binance.client import BinanceClient
 
@@ -33,6 +33,8 @@ class BinanceAdapter(CryptoAdapterBase):
 
     exchange = "BINANCE"
     client_class = BinanceClient
+    account_path = "/api/v3/account"
+    account_params = {"omitZeroBalances": "true"}
 
     def _fetch_markets(self) -> list[MarketRule]:
         payload = self.client.request("GET", "/api/v3/exchangeInfo", signed=False)
@@ -138,29 +140,10 @@ class BinanceAdapter(CryptoAdapterBase):
             )
             for row in rows:
                 orders[(symbol, str(row.get("orderId")))] = mapping.parse_order(row)
-        selected = [o for o in orders.values() if o.created_at is None or o.created_at >= since]
-        return sorted(selected, key=lambda o: o.created_at or since)
+        return orders_since(orders.values(), since)
 
-    def _account(self) -> dict[str, Any]:
-        payload: dict[str, Any] = self.client.request(
-            "GET", "/api/v3/account", params={"omitZeroBalances": "true"}
-        )
-        return payload
+    def _parse_positions(self, account: Any) -> list[Position]:
+        return mapping.parse_account_positions(account)
 
-    def get_holdings(self) -> list[Position]:
-        """Return the non-cash assets the account holds (``Position(asset="BTC", …)``).
-
-        Raises:
-            BrokerAuthFailed: the key was refused.
-            BrokerUnavailable: Binance did not answer (after read retries).
-        """
-        return mapping.parse_account_positions(self._account())
-
-    def get_balance(self) -> list[Balance]:
-        """Return the cash assets (USDT, USDC, fiat…) with free and locked amounts.
-
-        Raises:
-            BrokerAuthFailed: the key was refused.
-            BrokerUnavailable: Binance did not answer (after read retries).
-        """
-        return mapping.parse_account_balances(self._account())
+    def _parse_balances(self, account: Any) -> list[Balance]:
+        return mapping.parse_account_balances(account)

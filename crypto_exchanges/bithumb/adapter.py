@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
+from brokers import BrokerOrder, OrderRequest
 from brokers.errors import BrokerUnavailable, OrderStateUnknown
-from crypto_exchanges._adapter import CryptoAdapterBase
+from crypto_exchanges._adapter import orders_since
+from crypto_exchanges._upbit_like import UpbitLikeAdapter
 from crypto_exchanges.bithumb import mapping
 from crypto_exchanges.bithumb.client import BithumbClient
 
@@ -20,7 +19,7 @@ _MAX_PAGES = 50  # per state; stops a runaway loop
 _STATES = ("wait", "watch", "done", "cancel")
 
 
-class BithumbAdapter(CryptoAdapterBase):
+class BithumbAdapter(UpbitLikeAdapter):
     """Bithumb spot trading (API 2.0, JWT): KRW markets (``KRW-BTC``).
 
     Every order carries our client order id as ``client_order_id`` (Bithumb 2026-03-12), so a
@@ -29,16 +28,8 @@ class BithumbAdapter(CryptoAdapterBase):
 
     exchange = "BITHUMB"
     client_class = BithumbClient
-
-    def _fetch_markets(self) -> list[MarketRule]:
-        rows = self.client.request(
-            "GET", "/v1/market/all", params={"isDetails": "true"}, signed=False
-        )
-        return mapping.parse_markets(rows)
-
-    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
-        quote = rule.quote_asset
-        return lambda price: mapping.tick_for(quote, price)
+    dialect = mapping.BITHUMB
+    markets_params = {"isDetails": "true"}
 
     def place_order(self, request: OrderRequest) -> BrokerOrder:
         """Send an order with ``client_order_id`` = ``request.client_order_id``.
@@ -85,28 +76,6 @@ class BithumbAdapter(CryptoAdapterBase):
             ) from exc
         return mapping.with_cancel_pending(order)
 
-    def get_order(
-        self,
-        broker_order_id: str | None = None,
-        *,
-        client_order_id: str | None = None,
-        symbol: str | None = None,
-    ) -> BrokerOrder:
-        """Look an order up by Bithumb's order id or by our ``client_order_id``.
-
-        Raises:
-            ValueError: neither id was given.
-            OrderNotFound: no such order (after a lost answer: it was never placed).
-            BrokerUnavailable: Bithumb did not answer (after read retries).
-        """
-        if broker_order_id:
-            params = {"uuid": broker_order_id}
-        elif client_order_id:
-            params = {"client_order_id": client_order_id}
-        else:
-            raise ValueError("get_order needs broker_order_id or client_order_id")
-        return mapping.parse_bithumb_order(self.client.request("GET", "/v1/order", params=params))
-
     def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
         """Return the orders created since ``since`` (open and closed), oldest first.
 
@@ -135,27 +104,4 @@ class BithumbAdapter(CryptoAdapterBase):
                 older = any(o.created_at is not None and o.created_at < since for o in parsed)
                 if len(rows) < _PAGE or older:
                     break
-        selected = [o for o in orders.values() if o.created_at is None or o.created_at >= since]
-        return sorted(selected, key=lambda o: o.created_at or since)
-
-    def _accounts(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.client.request("GET", "/v1/accounts")
-        return rows
-
-    def get_holdings(self) -> list[Position]:
-        """Return the coins the account holds (``Position(asset="BTC", …)``).
-
-        Raises:
-            BrokerAuthFailed: the keys were refused.
-            BrokerUnavailable: Bithumb did not answer (after read retries).
-        """
-        return mapping.parse_positions(self._accounts())
-
-    def get_balance(self) -> list[Balance]:
-        """Return the KRW cash balance.
-
-        Raises:
-            BrokerAuthFailed: the keys were refused.
-            BrokerUnavailable: Bithumb did not answer (after read retries).
-        """
-        return mapping.parse_balances(self._accounts())
+        return orders_since(orders.values(), since)

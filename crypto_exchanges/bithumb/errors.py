@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from brokers.errors import (
     BrokerAuthFailed,
-    BrokerMaintenance,
     BrokerRateLimited,
     BrokerRejected,
     BrokerUnavailable,
@@ -21,6 +20,7 @@ from brokers.errors import (
     OrderNotFound,
 )
 from crypto_exchanges._http import ErrorTable, SubstringRule
+from crypto_exchanges._upbit_like import UPBIT_LIKE_SUBSTRINGS
 
 __all__ = ["BITHUMB_ERRORS"]
 
@@ -75,10 +75,7 @@ BITHUMB_ERRORS = ErrorTable(
         SubstringRule("duplicate", DuplicateOrder),
         SubstringRule("중복", DuplicateOrder),
         SubstringRule("not_found", OrderNotFound),
-        SubstringRule("jwt", BrokerAuthFailed),
-        SubstringRule("too many", BrokerRateLimited),
-        SubstringRule("maintenance", BrokerMaintenance),
-        SubstringRule("점검", BrokerMaintenance),
+        *UPBIT_LIKE_SUBSTRINGS,
     ),
     fallback=BrokerRejected,
 )

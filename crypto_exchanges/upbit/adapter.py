@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
-from crypto_exchanges._adapter import CryptoAdapterBase
+from brokers import BrokerOrder, OrderRequest
+from crypto_exchanges._adapter import orders_since
+from crypto_exchanges._upbit_like import UpbitLikeAdapter
 from crypto_exchanges.upbit import mapping
 from crypto_exchanges.upbit.client import UpbitClient
 
@@ -25,7 +24,7 @@ def _ms(when: dt.datetime) -> str:
     return str(int(when.timestamp() * 1000))
 
 
-class UpbitAdapter(CryptoAdapterBase):
+class UpbitAdapter(UpbitLikeAdapter):
     """Upbit spot trading: KRW, BTC and USDT markets (``KRW-BTC`` is quote-base).
 
     Every order carries our client order id as ``identifier``, which Upbit keeps unique forever
@@ -35,16 +34,8 @@ class UpbitAdapter(CryptoAdapterBase):
 
     exchange = "UPBIT"
     client_class = UpbitClient
-
-    def _fetch_markets(self) -> list[MarketRule]:
-        rows = self.client.request(
-            "GET", "/v1/market/all", params={"is_details": "true"}, signed=False
-        )
-        return mapping.parse_markets(rows)
-
-    def _tick_rule(self, rule: MarketRule) -> Callable[[Decimal], Decimal | None] | None:
-        quote = rule.quote_asset
-        return lambda price: mapping.tick_for(quote, price)
+    dialect = mapping.UPBIT
+    markets_params = {"is_details": "true"}
 
     def place_order(self, request: OrderRequest) -> BrokerOrder:
         """Send an order with ``identifier`` = ``request.client_order_id``.
@@ -78,28 +69,6 @@ class UpbitAdapter(CryptoAdapterBase):
             "DELETE", "/v1/order", params={"uuid": broker_order_id}, write=True
         )
         return mapping.cancel_result(raw)
-
-    def get_order(
-        self,
-        broker_order_id: str | None = None,
-        *,
-        client_order_id: str | None = None,
-        symbol: str | None = None,
-    ) -> BrokerOrder:
-        """Look an order up by Upbit's ``uuid`` or by our ``identifier``.
-
-        Raises:
-            ValueError: neither id was given.
-            OrderNotFound: no such order (after a lost answer: it was never placed).
-            BrokerUnavailable: Upbit did not answer (after read retries).
-        """
-        if broker_order_id:
-            params = {"uuid": broker_order_id}
-        elif client_order_id:
-            params = {"identifier": client_order_id}
-        else:
-            raise ValueError("get_order needs broker_order_id or client_order_id")
-        return mapping.parse_upbit_order(self.client.request("GET", "/v1/order", params=params))
 
     def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
         """Return the orders created since ``since``: all open ones and the closed ones.
@@ -137,27 +106,4 @@ class UpbitAdapter(CryptoAdapterBase):
                 order = mapping.parse_upbit_order(row)
                 orders[order.broker_order_id] = order
             start = end
-        selected = [o for o in orders.values() if o.created_at is None or o.created_at >= since]
-        return sorted(selected, key=lambda o: o.created_at or since)
-
-    def _accounts(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.client.request("GET", "/v1/accounts")
-        return rows
-
-    def get_holdings(self) -> list[Position]:
-        """Return the coins the account holds (``Position(asset="BTC", …)``).
-
-        Raises:
-            BrokerAuthFailed: the keys were refused.
-            BrokerUnavailable: Upbit did not answer (after read retries).
-        """
-        return mapping.parse_positions(self._accounts())
-
-    def get_balance(self) -> list[Balance]:
-        """Return the KRW cash balance (total, available, locked in open orders).
-
-        Raises:
-            BrokerAuthFailed: the keys were refused.
-            BrokerUnavailable: Upbit did not answer (after read retries).
-        """
-        return mapping.parse_balances(self._accounts())
+        return orders_since(orders.values(), since)

@@ -18,6 +18,7 @@ from brokers.errors import (
     OrderNotFound,
 )
 from crypto_exchanges._http import ErrorTable, SubstringRule
+from crypto_exchanges._upbit_like import UPBIT_LIKE_SUBSTRINGS
 
 __all__ = ["UPBIT_ERRORS"]
 
@@ -67,10 +68,7 @@ UPBIT_ERRORS = ErrorTable(
         SubstringRule("not_found", OrderNotFound),
         SubstringRule("under_min_total", InvalidOrder),
         SubstringRule("invalid_price", InvalidOrder),
-        SubstringRule("jwt", BrokerAuthFailed),
-        SubstringRule("too many", BrokerRateLimited),
-        SubstringRule("maintenance", BrokerMaintenance),
-        SubstringRule("점검", BrokerMaintenance),
+        *UPBIT_LIKE_SUBSTRINGS,
     ),
     fallback=BrokerRejected,
 )

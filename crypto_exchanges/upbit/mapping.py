@@ -1,37 +1,24 @@
 """Pure mapping between Upbit's wire shapes and the gateway's value objects.
 
 No I/O here: functions take raw dicts (as Upbit sends them) or value objects and return the other.
-The shapes shared with Bithumb 2.0 live in :mod:`crypto_exchanges._upbit_like`.
+The shapes shared with Bithumb 2.0 live in :mod:`crypto_exchanges._upbit_like`; what is Upbit's
+own is data (:data:`UPBIT`: ``identifier``, ``ord_type``, the published rules) and the cancel
+answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from brokers import (
-    Balance,
-    BrokerOrder,
-    MarketRule,
-    OrderRequest,
-    Position,
-)
-from crypto_exchanges._upbit_like import (
-    KRW_TICKS,
-    USDT_TICKS,
-    band_tick,
-    build_order_body,
-    parse_accounts_balances,
-    parse_accounts_positions,
-    parse_market_all,
-    parse_order,
-    with_cancel_pending,
-)
+from brokers import BrokerOrder
+from crypto_exchanges._upbit_like import KRW_TICKS, USDT_TICKS, UpbitDialect, with_cancel_pending
 
 __all__ = [
     "CASH_CURRENCIES",
     "QUOTE_RULES",
+    "UPBIT",
     "cancel_result",
     "order_body",
     "parse_balances",
@@ -53,42 +40,34 @@ QUOTE_RULES: Mapping[str, tuple[Decimal | None, Decimal, Decimal]] = {
     "USDT": (None, Decimal("0.00000001"), Decimal("0.5")),
 }
 
-_TICK_TABLES = {"KRW": KRW_TICKS, "USDT": USDT_TICKS}
+#: Upbit's names and rules in the shapes it shares with Bithumb 2.0: our client order id is
+#: ``identifier``, the order type ``ord_type``; KRW and USDT ticks follow price tables.
+UPBIT = UpbitDialect(
+    broker="UPBIT",
+    client_id_field="identifier",
+    type_field="ord_type",
+    quote_rules=QUOTE_RULES,
+    tick_tables={"KRW": KRW_TICKS, "USDT": USDT_TICKS},
+    cash_currencies=CASH_CURRENCIES,
+)
 
-
-def tick_for(quote_asset: str, price: Decimal) -> Decimal | None:
-    """Return Upbit's tick at ``price`` in a ``quote_asset`` market (None: no published rule)."""
-    table = _TICK_TABLES.get(quote_asset)
-    if table is not None:
-        return band_tick(table, price)
-    fixed = QUOTE_RULES.get(quote_asset)
-    return fixed[0] if fixed else None
-
+#: Upbit's tick at a price in a quote currency's market (None: no published rule).
+tick_for = UPBIT.tick_for
 
 # Sample (GET /v1/market/all?is_details=true):
 # [{"market": "KRW-BTC", "korean_name": "비트코인", "english_name": "Bitcoin",
 #   "market_warning": "NONE"},
 #  {"market": "BTC-ETH", "korean_name": "이더리움", "english_name": "Ethereum",
 #   "market_warning": "NONE"}]
-def parse_markets(rows: Sequence[Mapping[str, Any]]) -> list[MarketRule]:
-    """Map ``/v1/market/all`` to rules (tick None where it depends on the price)."""
-    return parse_market_all(rows, QUOTE_RULES.get)
-
+parse_markets = UPBIT.parse_markets
 
 # Sample (GET /v1/accounts):
 # [{"currency": "KRW", "balance": "1000000.0", "locked": "0.0", "avg_buy_price": "0",
 #   "avg_buy_price_modified": false, "unit_currency": "KRW"},
 #  {"currency": "BTC", "balance": "0.01", "locked": "0.0", "avg_buy_price": "140000000",
 #   "avg_buy_price_modified": false, "unit_currency": "KRW"}]
-def parse_balances(rows: Sequence[Mapping[str, Any]]) -> list[Balance]:
-    """Map ``/v1/accounts`` to the KRW cash balance."""
-    return parse_accounts_balances(rows, CASH_CURRENCIES)
-
-
-def parse_positions(rows: Sequence[Mapping[str, Any]]) -> list[Position]:
-    """Map ``/v1/accounts`` to asset positions (``Position(asset=…)``)."""
-    return parse_accounts_positions(rows, CASH_CURRENCIES)
-
+parse_balances = UPBIT.parse_balances
+parse_positions = UPBIT.parse_positions
 
 # Sample (POST /v1/orders → 201; GET /v1/order adds "trades"):
 # {"uuid": "cdd92199-2897-4e14-9448-f923320408ad", "side": "bid", "ord_type": "limit",
@@ -96,9 +75,11 @@ def parse_positions(rows: Sequence[Mapping[str, Any]]) -> list[Position]:
 #  "created_at": "2018-04-10T15:42:23+09:00", "volume": "0.01", "remaining_volume": "0.01",
 #  "reserved_fee": "0.0015", "remaining_fee": "0.0015", "paid_fee": "0.0", "locked": "1.0015",
 #  "executed_volume": "0.0", "trades_count": 0, "identifier": "gw-7f3a"}
-def parse_upbit_order(raw: Mapping[str, Any]) -> BrokerOrder:
-    """Map an Upbit order object (``identifier`` is our client order id)."""
-    return parse_order(raw, client_id_field="identifier")
+parse_upbit_order = UPBIT.parse_order
+
+#: The ``POST /v1/orders`` body; ``identifier`` is always our client order id (Upbit buys at
+#: market by amount only: a MARKET BUY without ``quote_amount`` is ``InvalidOrder``).
+order_body = UPBIT.order_body
 
 
 # Sample (DELETE /v1/order?uuid=… → the order, "state" still "wait": the cancel is accepted):
@@ -107,14 +88,3 @@ def parse_upbit_order(raw: Mapping[str, Any]) -> BrokerOrder:
 def cancel_result(raw: Mapping[str, Any]) -> BrokerOrder:
     """Map a cancel answer: an order still ``wait`` is CANCEL_PENDING (accepted, not applied)."""
     return with_cancel_pending(parse_upbit_order(raw))
-
-
-def order_body(request: OrderRequest) -> dict[str, str]:
-    """Build the ``POST /v1/orders`` body; ``identifier`` is always our client order id.
-
-    Raises:
-        InvalidOrder: a MARKET BUY without ``quote_amount`` (Upbit buys at market by amount).
-    """
-    return build_order_body(
-        request, broker="UPBIT", type_key="ord_type", client_id_key="identifier"
-    )

@@ -5,31 +5,20 @@ module chooses TR ids, walks histories and reconciles.
 
 KIS has no client order id, so an order whose answer was lost (``OrderStateUnknown``) is settled
 with :meth:`KisAdapter.find_order`, which matches the day's history on symbol, side, quantity,
-type, price and time (DESIGN §4, STYLE H8).
+type, price and time (DESIGN §4, STYLE H8). ``get_order``, ``list_orders`` and ``find_order``
+are :class:`~securities.common.SecuritiesAdapterBase`'s; this module says how KIS's history is
+read (``inquire-daily-ccld``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
-from dataclasses import replace
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from brokers import (
-    Balance,
-    BrokerOrder,
-    Capabilities,
-    IssuedToken,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Position,
-    Side,
-)
-from brokers.errors import BadRequest, OrderNotFound
-from securities._http import kst_date
-from securities.common import SecuritiesAdapterBase, first_match
+from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side
+from securities.common import LOOKBACK_DAYS, SecuritiesAdapterBase, amended_order, cancel_pending
 from securities.kis import mapping
 from securities.kis.client import KisClient
 from securities.kis.errors import BROKER
@@ -52,10 +41,6 @@ _TR_PSBL_ORDER = "TTTC8908R"
 
 #: The stock ``get_balance`` names in ``inquire-psbl-order`` (Samsung Electronics).
 _CASH_PROBE_SYMBOL = "005930"
-#: How far back ``get_order`` looks for an order number that is not in today's history.
-LOOKBACK_DAYS = 7
-#: Tolerance between our clock and KIS's when matching an order by time in ``find_order``.
-CLOCK_SKEW = dt.timedelta(seconds=60)
 
 
 class KisAdapter(SecuritiesAdapterBase):
@@ -74,9 +59,6 @@ class KisAdapter(SecuritiesAdapterBase):
     """
 
     exchange: ClassVar[str] = BROKER
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
-    )
 
     client_class = KisClient
     _client: KisClient
@@ -97,14 +79,6 @@ class KisAdapter(SecuritiesAdapterBase):
             BrokerError: any other failure.
         """
         return mapping.parse_token(self._client.issue_token())
-
-    def revoke_token(self, access_token: str) -> None:
-        """Tell KIS to revoke ``access_token``.
-
-        Raises:
-            BrokerError: KIS refused or did not answer.
-        """
-        self._client.revoke_token(access_token)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -150,13 +124,7 @@ class KisAdapter(SecuritiesAdapterBase):
         response = self._client.post_order(
             _ORDER_RVSECNCL, mapping.tr_id(_TR_RVSECNCL, paper=self._paper), body
         )
-        output = dict(response.body.get("output") or {})
-        return replace(
-            original,
-            status=OrderStatus.CANCEL_PENDING,
-            updated_at=self._clock(),
-            raw={**original.raw, "cancel": output},
-        )
+        return cancel_pending(original, response.body.get("output") or {}, now=self._clock())
 
     def amend_order(
         self,
@@ -191,18 +159,12 @@ class KisAdapter(SecuritiesAdapterBase):
             _ORDER_RVSECNCL, mapping.tr_id(_TR_RVSECNCL, paper=self._paper), body
         )
         output = dict(response.body.get("output") or {})
-        now = self._clock()
-        remaining = original.quantity - original.filled_quantity
-        return BrokerOrder(
+        return amended_order(
+            original,
             broker_order_id=str(output.get("ODNO") or output.get("odno") or ""),
-            symbol=original.symbol,
-            side=original.side,
-            order_type=OrderType.LIMIT,
-            status=OrderStatus.SUBMITTED,
-            quantity=quantity if quantity is not None else remaining,
+            quantity=quantity,
             limit_price=Decimal(body["ORD_UNPR"]),
-            created_at=now,
-            updated_at=now,
+            now=self._clock(),
             raw={
                 **output,
                 "orgn_odno": original.broker_order_id,
@@ -210,83 +172,6 @@ class KisAdapter(SecuritiesAdapterBase):
                 "excg_id_dvsn_cd": body["EXCG_ID_DVSN_CD"],
             },
         )
-
-    def get_order(
-        self,
-        broker_order_id: str | None = None,
-        *,
-        client_order_id: str | None = None,
-        symbol: str | None = None,
-    ) -> BrokerOrder:
-        """Look an order up by its KIS order number (ODNO) in the recent history.
-
-        Today's history first; then the last :data:`LOOKBACK_DAYS` days (KIS numbers restart, so
-        the newest match wins).
-
-        Raises:
-            BadRequest: only ``client_order_id`` was given; KIS has no client order ids (use
-                :meth:`find_order`).
-            OrderNotFound: no such order.
-            BrokerError: any other failure.
-        """
-        if not broker_order_id:
-            raise BadRequest(
-                "KIS orders have no client order id; look them up by broker_order_id or "
-                "reconcile with find_order"
-            )
-        today = kst_date(self._clock())
-        for start in (today, today - dt.timedelta(days=LOOKBACK_DAYS)):
-            end = today if start == today else today - dt.timedelta(days=1)
-            matches = [
-                order
-                for order in self._history(start, end, odno=broker_order_id)
-                if mapping.same_order_number(order.broker_order_id, broker_order_id)
-                and (symbol is None or order.symbol == symbol)
-            ]
-            if matches:
-                return matches[-1]
-        raise OrderNotFound(
-            f"KIS has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
-            broker=BROKER,
-        )
-
-    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
-        """Return the orders placed since ``since`` (open and closed), oldest first.
-
-        Cancellations are folded into the orders they cancel; amendments appear as the new
-        orders they are.
-
-        Raises:
-            BrokerError: any failure.
-        """
-        orders = self._history(kst_date(since), kst_date(self._clock()))
-        return [o for o in orders if o.created_at is None or o.created_at >= since]
-
-    def find_order(
-        self,
-        request: OrderRequest,
-        since: dt.datetime,
-        *,
-        until: dt.datetime | None = None,
-        exclude: Collection[str] = (),
-    ) -> BrokerOrder | None:
-        """Find the order ``request`` became, when its answer was lost (no client id at KIS).
-
-        Matches the history from ``since`` (minus :data:`CLOCK_SKEW`) to ``until`` (default now,
-        plus the skew) on symbol, side, order type, quantity and limit price. Orders already
-        bound to other intents go in ``exclude``; among the rest the earliest match wins, so
-        reconciling identical intents oldest first pairs them one to one.
-
-        Returns:
-            The order, or None when KIS has no such order (the request never took effect).
-
-        Raises:
-            BrokerError: the history could not be read.
-        """
-        low = since - CLOCK_SKEW
-        high = (until or self._clock()) + CLOCK_SKEW
-        history = self._history(kst_date(low), kst_date(high))
-        return first_match(history, request, low=low, high=high, exclude=exclude)
 
     # -- account -----------------------------------------------------------------------------
 
@@ -357,12 +242,34 @@ class KisAdapter(SecuritiesAdapterBase):
             "PRCS_DVSN": "00",
         }
 
-    def _history(self, start: dt.date, end: dt.date, *, odno: str = "") -> list[BrokerOrder]:
-        """Read ``inquire-daily-ccld`` between two KST dates (all pages) and map it."""
+    def _lookup_windows(
+        self, broker_order_id: str, today: dt.date, *, symbol: str | None
+    ) -> Iterator[list[BrokerOrder]]:
+        """Yield today's history, then the :data:`LOOKBACK_DAYS` days before (``ODNO`` set).
+
+        KIS numbers restart, so a window may hold the number more than once (the newest wins);
+        ``symbol`` is matched here, not sent.
+        """
+        for start in (today, today - dt.timedelta(days=LOOKBACK_DAYS)):
+            end = today if start == today else today - dt.timedelta(days=1)
+            yield [
+                order
+                for order in self._history(start, end, odno=broker_order_id)
+                if symbol is None or order.symbol == symbol
+            ]
+
+    def _history(
+        self, first: dt.date, last: dt.date, *, symbol: str | None = None, odno: str = ""
+    ) -> list[BrokerOrder]:
+        """Read ``inquire-daily-ccld`` between two KST dates (all pages) and map it.
+
+        One query for the whole account (``PDNO`` empty): ``symbol`` is not sent, the callers
+        match on it. ``odno`` narrows the query to one order number.
+        """
         params = {
             **self._account_params(),
-            "INQR_STRT_DT": mapping.kst_yyyymmdd(start),
-            "INQR_END_DT": mapping.kst_yyyymmdd(end),
+            "INQR_STRT_DT": mapping.kst_yyyymmdd(first),
+            "INQR_END_DT": mapping.kst_yyyymmdd(last),
             "SLL_BUY_DVSN_CD": "00",
             "PDNO": "",
             "CCLD_DVSN": "00",

@@ -30,15 +30,13 @@ from typing import Any
 import requests
 
 from brokers.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
-from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
+from securities._http import TokenClient, decode_json, retry_after_header, with_retry_after
 from securities.kis.errors import BROKER, KIS_ERRORS
 
 __all__ = ["KisClient", "KisResponse"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/oauth2/tokenP"  # noqa: S105 - a URL path
-REVOKE_PATH = "/oauth2/revokeP"
 HASHKEY_PATH = "/uapi/hashkey"
 
 #: tr_cont values meaning "more data follows" (F first page, M middle); D/E mean last page.
@@ -76,59 +74,23 @@ class KisClient(TokenClient):
     """
 
     label = "KIS"
+    broker = BROKER
+    json_headers = {"content-type": "application/json; charset=utf-8"}
 
-    # -- OAuth (no bearer token) -------------------------------------------------------------
+    # -- OAuth (no bearer token; the calls are TokenClient's) ---------------------------------
 
-    def issue_token(self) -> Mapping[str, Any]:
-        """POST ``/oauth2/tokenP`` and return the raw token answer.
+    token_path = "/oauth2/tokenP"  # noqa: S105 - a URL path
+    revoke_path = "/oauth2/revokeP"
+    secret_field = "appsecret"  # noqa: S105 - a field name
+    token_field = "access_token"  # noqa: S105 - a field name
 
-        Raises:
-            BrokerRateLimited: EGW00133, one issuance a minute (``retry_after`` 60).
-            BrokerAuthFailed: bad app key or secret (EGW00103/EGW00105).
-            BrokerError: any other refusal or transport failure.
+    def _oauth_error(self, path: str, response: requests.Response, data: Any) -> BrokerError:
+        """Map a refused ``/oauth2`` answer through :data:`KIS_ERRORS`.
+
+        EGW00133 (one issuance a minute) is ``BrokerRateLimited`` with ``retry_after`` 60; a bad
+        app key or secret (EGW00103/EGW00105) is ``BrokerAuthFailed``; a bare HTTP 401/403 or 429
+        is mapped by its status.
         """
-        body = {
-            "grant_type": "client_credentials",
-            "appkey": self._credentials.api_key,
-            "appsecret": self._credentials.api_secret,
-        }
-        # Issuing a token changes nothing that matters twice (KIS re-serves the same token within
-        # 6 h), but a lost answer still counts against the one-a-minute rule: treat as a read.
-        return self._oauth(TOKEN_PATH, body, required="access_token")
-
-    def revoke_token(self, token: str) -> Mapping[str, Any]:
-        """POST ``/oauth2/revokeP`` for ``token``.
-
-        Raises:
-            BrokerError: the broker refused or did not answer.
-        """
-        body = {
-            "appkey": self._credentials.api_key,
-            "appsecret": self._credentials.api_secret,
-            "token": token,
-        }
-        return self._oauth(REVOKE_PATH, body, required=None)
-
-    def _oauth(
-        self, path: str, body: Mapping[str, Any], *, required: str | None
-    ) -> Mapping[str, Any]:
-        response = send(
-            self._session,
-            "POST",
-            self._base_url + path,
-            broker=BROKER,
-            is_write=False,
-            timeout=self._timeout,
-            headers={"content-type": "application/json; charset=utf-8"},
-            json_body=dict(body),
-        )
-        data = decode_json(response)
-        if (
-            response.status_code == 200
-            and isinstance(data, Mapping)
-            and (required is None or data.get(required))
-        ):
-            return data
         code, message = None, None
         if isinstance(data, Mapping):
             # Token errors come OAuth-style ({"error_code", "error_description"}), /uapi-style
@@ -146,7 +108,7 @@ class KisClient(TokenClient):
             )
         elif code is None and response.status_code == 429:
             error = BrokerRateLimited(f"KIS rate limit on {path}", broker=BROKER)
-        raise with_retry_after(error, retry_after_header(response))
+        return with_retry_after(error, retry_after_header(response))
 
     def hashkey(self, body: Mapping[str, Any]) -> str:
         """POST ``/uapi/hashkey`` and return ``HASH`` (optional for orders, so unused).
@@ -154,15 +116,12 @@ class KisClient(TokenClient):
         Raises:
             BrokerError: the broker refused or did not answer.
         """
-        response = send(
-            self._session,
+        response = self._send(
             "POST",
-            self._base_url + HASHKEY_PATH,
-            broker=BROKER,
+            HASHKEY_PATH,
             is_write=False,
-            timeout=self._timeout,
             headers={
-                "content-type": "application/json; charset=utf-8",
+                **self.json_headers,
                 "appkey": self._credentials.api_key,
                 "appsecret": self._credentials.api_secret,
             },
@@ -216,7 +175,7 @@ class KisClient(TokenClient):
 
     def _headers(self, token: str, tr_id: str, tr_cont: str) -> dict[str, str]:
         return {
-            "content-type": "application/json; charset=utf-8",
+            **self.json_headers,
             "authorization": f"Bearer {token}",
             "appkey": self._credentials.api_key,
             "appsecret": self._credentials.api_secret,
@@ -263,13 +222,10 @@ class KisClient(TokenClient):
         tr_cont: str,
         is_write: bool,
     ) -> KisResponse:
-        response = send(
-            self._session,
+        response = self._send(
             method,
-            self._base_url + path,
-            broker=BROKER,
+            path,
             is_write=is_write,
-            timeout=self._timeout,
             headers=self._headers(token, tr_id, tr_cont),
             params=params,
             json_body=dict(body) if body is not None else None,

@@ -4,31 +4,20 @@ No HTTP details here (:mod:`securities.kiwoom.client`) and no wire shapes (:mod:
 
 Kiwoom has no client order id, so an order whose answer was lost (``OrderStateUnknown``) is
 settled with :meth:`KiwoomAdapter.find_order`, which matches the day's order history (``kt00007``)
-on symbol, side, quantity, type, price and time (DESIGN §4, STYLE H8).
+on symbol, side, quantity, type, price and time (DESIGN §4, STYLE H8). ``get_order``,
+``list_orders`` and ``find_order`` are :class:`~securities.common.SecuritiesAdapterBase`'s; this
+module says how Kiwoom's history is read (``kt00007``, one KST day per query).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator
-from dataclasses import replace
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from brokers import (
-    Balance,
-    BrokerOrder,
-    Capabilities,
-    IssuedToken,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Position,
-    Side,
-)
-from brokers.errors import BadRequest, OrderNotFound
-from securities._http import kst_date
-from securities.common import SecuritiesAdapterBase, first_match
+from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side
+from securities.common import LOOKBACK_DAYS, SecuritiesAdapterBase, amended_order, cancel_pending
 from securities.kiwoom import mapping
 from securities.kiwoom.client import KiwoomClient
 from securities.kiwoom.errors import BROKER
@@ -45,11 +34,6 @@ _TR_CANCEL = "kt10003"
 _TR_HOLDINGS = "kt00018"
 _TR_CASH = "kt00001"
 _TR_HISTORY = "kt00007"
-
-#: How many KST days back ``get_order`` looks for an order number not in today's history.
-LOOKBACK_DAYS = 7
-#: Tolerance between our clock and Kiwoom's when matching an order by time in ``find_order``.
-CLOCK_SKEW = dt.timedelta(seconds=60)
 
 
 class KiwoomAdapter(SecuritiesAdapterBase):
@@ -68,9 +52,6 @@ class KiwoomAdapter(SecuritiesAdapterBase):
     """
 
     exchange: ClassVar[str] = BROKER
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        client_order_id=False, market_orders=True, amend_order=True, oauth_tokens=True
-    )
 
     client_class = KiwoomClient
     _client: KiwoomClient
@@ -85,14 +66,6 @@ class KiwoomAdapter(SecuritiesAdapterBase):
             BrokerError: any other failure.
         """
         return mapping.parse_token(self._client.issue_token(), now=self._clock())
-
-    def revoke_token(self, access_token: str) -> None:
-        """Tell Kiwoom to revoke ``access_token`` (au10002).
-
-        Raises:
-            BrokerError: Kiwoom refused or did not answer.
-        """
-        self._client.revoke_token(access_token)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -128,12 +101,7 @@ class KiwoomAdapter(SecuritiesAdapterBase):
         """
         original = self.get_order(broker_order_id, symbol=symbol)
         response = self._client.request(_ORDER_PATH, _TR_CANCEL, mapping.cancel_body(original))
-        return replace(
-            original,
-            status=OrderStatus.CANCEL_PENDING,
-            updated_at=self._clock(),
-            raw={**original.raw, "cancel": dict(response.body)},
-        )
+        return cancel_pending(original, response.body, now=self._clock())
 
     def amend_order(
         self,
@@ -163,18 +131,12 @@ class KiwoomAdapter(SecuritiesAdapterBase):
         original = self.get_order(broker_order_id, symbol=symbol)
         body = mapping.amend_body(original, quantity=quantity, limit_price=limit_price)
         response = self._client.request(_ORDER_PATH, _TR_AMEND, body)
-        now = self._clock()
-        remaining = original.quantity - original.filled_quantity
-        return BrokerOrder(
+        return amended_order(
+            original,
             broker_order_id=str(response.body.get("ord_no") or ""),
-            symbol=original.symbol,
-            side=original.side,
-            order_type=OrderType.LIMIT,
-            status=OrderStatus.SUBMITTED,
-            quantity=quantity if quantity is not None else remaining,
+            quantity=quantity,
             limit_price=Decimal(body["mdfy_uv"]),
-            created_at=now,
-            updated_at=now,
+            now=self._clock(),
             raw={
                 **dict(response.body),
                 "base_orig_ord_no": response.body.get("base_orig_ord_no")
@@ -182,77 +144,6 @@ class KiwoomAdapter(SecuritiesAdapterBase):
                 "dmst_stex_tp": body["dmst_stex_tp"],
             },
         )
-
-    def get_order(
-        self,
-        broker_order_id: str | None = None,
-        *,
-        client_order_id: str | None = None,
-        symbol: str | None = None,
-    ) -> BrokerOrder:
-        """Look an order up by its Kiwoom order number in the recent history (``kt00007``).
-
-        Today first, then one KST day at a time back to :data:`LOOKBACK_DAYS` (order numbers
-        restart daily, so the newest day wins).
-
-        Raises:
-            BadRequest: only ``client_order_id`` was given; Kiwoom has no client order ids (use
-                :meth:`find_order`).
-            OrderNotFound: no such order.
-            BrokerError: any other failure.
-        """
-        if not broker_order_id:
-            raise BadRequest(
-                "Kiwoom orders have no client order id; look them up by broker_order_id or "
-                "reconcile with find_order"
-            )
-        today = kst_date(self._clock())
-        for back in range(LOOKBACK_DAYS + 1):
-            day = today - dt.timedelta(days=back)
-            for order in self._day(day, symbol=symbol):
-                if mapping.same_order_number(order.broker_order_id, broker_order_id):
-                    return order
-        raise OrderNotFound(
-            f"Kiwoom has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
-            broker=BROKER,
-        )
-
-    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
-        """Return the orders placed since ``since`` (open and closed), oldest first.
-
-        One ``kt00007`` query per KST day from ``since`` to today.
-
-        Raises:
-            BrokerError: any failure.
-        """
-        orders = self._days(kst_date(since), kst_date(self._clock()))
-        return [o for o in orders if o.created_at is None or o.created_at >= since]
-
-    def find_order(
-        self,
-        request: OrderRequest,
-        since: dt.datetime,
-        *,
-        until: dt.datetime | None = None,
-        exclude: Collection[str] = (),
-    ) -> BrokerOrder | None:
-        """Find the order ``request`` became, when its answer was lost (no client id at Kiwoom).
-
-        Matches the history from ``since`` (minus :data:`CLOCK_SKEW`) to ``until`` (default now,
-        plus the skew) on symbol, side, order type, quantity and limit price. Orders already
-        bound to other intents go in ``exclude``; among the rest the earliest match wins, so
-        reconciling identical intents oldest first pairs them one to one.
-
-        Returns:
-            The order, or None when Kiwoom has no such order (the request never took effect).
-
-        Raises:
-            BrokerError: the history could not be read.
-        """
-        low = since - CLOCK_SKEW
-        high = (until or self._clock()) + CLOCK_SKEW
-        history = self._days(kst_date(low), kst_date(high), symbol=request.symbol)
-        return first_match(history, request, low=low, high=high, exclude=exclude)
 
     # -- account -----------------------------------------------------------------------------
 
@@ -283,12 +174,24 @@ class KiwoomAdapter(SecuritiesAdapterBase):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _days(
+    def _lookup_windows(
+        self, broker_order_id: str, today: dt.date, *, symbol: str | None
+    ) -> Iterator[list[BrokerOrder]]:
+        """Yield one KST day at a time, today first, back to :data:`LOOKBACK_DAYS` days.
+
+        Order numbers restart daily (unique within a day), so the newest day wins; ``symbol``
+        narrows each day's query (``stk_cd``).
+        """
+        for back in range(LOOKBACK_DAYS + 1):
+            yield self._day(today - dt.timedelta(days=back), symbol=symbol)
+
+    def _history(
         self, first: dt.date, last: dt.date, *, symbol: str | None = None
     ) -> Iterator[BrokerOrder]:
         """Yield the orders of each KST day from ``first`` to ``last``, reading a day when needed.
 
-        Lazy, so that ``find_order`` stops reading history at its first match.
+        One ``kt00007`` query per KST day (``symbol`` narrows it). Lazy, so that ``find_order``
+        stops reading history at its first match.
         """
         day = first
         while day <= last:

@@ -29,15 +29,12 @@ from typing import Any
 import requests
 
 from brokers.errors import BrokerAuthFailed, BrokerError, BrokerRateLimited
-from securities._http import TokenClient, decode_json, retry_after_header, send, with_retry_after
+from securities._http import TokenClient, decode_json, retry_after_header, with_retry_after
 from securities.kiwoom.errors import BROKER, KIWOOM_ERRORS, extract_code
 
 __all__ = ["READ_TRS", "WRITE_TRS", "KiwoomClient", "KiwoomResponse"]
 
 log = logging.getLogger(__name__)
-
-TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path
-REVOKE_PATH = "/oauth2/revoke"
 
 #: Inquiry TRs: no effect at the broker, safe to send again.
 READ_TRS = frozenset({"ka00001", "kt00001", "kt00007", "kt00018", "ka10075", "ka10076"})
@@ -74,59 +71,18 @@ class KiwoomClient(TokenClient):
     """
 
     label = "Kiwoom"
+    broker = BROKER
+    json_headers = {"Content-Type": "application/json;charset=UTF-8"}
 
-    # -- OAuth -------------------------------------------------------------------------------
+    # -- OAuth (the calls are TokenClient's) ---------------------------------------------------
 
-    def issue_token(self) -> Mapping[str, Any]:
-        """POST ``/oauth2/token`` (au10001) and return the raw answer.
+    token_path = "/oauth2/token"  # noqa: S105 - a URL path (au10001)
+    revoke_path = "/oauth2/revoke"  # au10002
+    secret_field = "secretkey"  # noqa: S105 - a field name
+    token_field = "token"  # noqa: S105 - a field name
 
-        Raises:
-            BrokerAuthFailed: bad app key or secret key.
-            BrokerError: any other refusal or transport failure.
-        """
-        body = {
-            "grant_type": "client_credentials",
-            "appkey": self._credentials.api_key,
-            "secretkey": self._credentials.api_secret,
-        }
-        return self._oauth(TOKEN_PATH, body, required="token")
-
-    def revoke_token(self, token: str) -> Mapping[str, Any]:
-        """POST ``/oauth2/revoke`` (au10002) for ``token``.
-
-        Raises:
-            BrokerError: the broker refused or did not answer.
-        """
-        body = {
-            "appkey": self._credentials.api_key,
-            "secretkey": self._credentials.api_secret,
-            "token": token,
-        }
-        return self._oauth(REVOKE_PATH, body, required=None)
-
-    def _oauth(
-        self, path: str, body: Mapping[str, Any], *, required: str | None
-    ) -> Mapping[str, Any]:
-        # The official client sends no api-id or authorization on the auth endpoints.
-        response = send(
-            self._session,
-            "POST",
-            self._base_url + path,
-            broker=BROKER,
-            is_write=False,
-            timeout=self._timeout,
-            headers={"Content-Type": "application/json;charset=UTF-8"},
-            json_body=dict(body),
-        )
-        data = decode_json(response)
-        if (
-            response.status_code == 200
-            and isinstance(data, Mapping)
-            and _return_code(data) == 0
-            and (required is None or data.get(required))
-        ):
-            return data
-        raise self._error(response, data, is_write=False)
+    def _oauth_accepted(self, data: Mapping[str, Any]) -> bool:
+        return _return_code(data) == 0
 
     # -- TRs ---------------------------------------------------------------------------------
 
@@ -199,22 +155,15 @@ class KiwoomClient(TokenClient):
         is_write: bool,
     ) -> KiwoomResponse:
         headers = {
-            "Content-Type": "application/json;charset=UTF-8",
+            **self.json_headers,
             "api-id": api_id,
             "authorization": f"Bearer {token}",
         }
         if cont_yn:
             headers["cont-yn"] = cont_yn
             headers["next-key"] = next_key
-        response = send(
-            self._session,
-            "POST",
-            self._base_url + path,
-            broker=BROKER,
-            is_write=is_write,
-            timeout=self._timeout,
-            headers=headers,
-            json_body=dict(body),
+        response = self._send(
+            "POST", path, is_write=is_write, headers=headers, json_body=dict(body)
         )
         data = decode_json(response)
         if response.status_code == 200 and isinstance(data, Mapping) and _return_code(data) == 0:
