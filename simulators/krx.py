@@ -88,6 +88,20 @@ class Listing:
         """Whether the issue is an ETF (group EF)."""
         return self.group == "EF"
 
+    @property
+    def nxt(self) -> bool:
+        """Whether NXT (Nextrade) also trades the issue.
+
+        [DERIVED] NXT lists KOSPI and KOSDAQ stocks, not ETFs, funds, KONEX issues, halted or
+        administrative issues (trading-days.md §1.2); the real list is a few hundred names and
+        changes quarterly, so the simulators decide by this rule.
+        """
+        return (
+            self.group == "ST"
+            and self.market in {"KOSPI", "KOSDAQ"}
+            and not (self.halted or self.administrative)
+        )
+
 
 def _l(
     symbol: str,

@@ -59,7 +59,8 @@ def create_app(state: SimState | None = None, *, seed: int = 0, **options: Any) 
             ``orders_per_10s`` (100), ``orders_per_day`` (200,000), ``ban_after`` (10 refused
             requests within ``strike_window`` 60 s → 418), ``ban_seconds`` (120, doubling),
             ``fee_rate`` (0.001), ``liquidity`` (per-step quantity; default unlimited),
-            ``first_order_id`` (1000001), ``depth_size``, ``clock`` (a SimClock).
+            ``first_order_id`` (1000001), ``depth_size``, ``clock`` (a SimClock),
+            ``unknown_path`` (``"json"`` {"code": -1020} | ``"html"`` page).
     """
     if state is None:
         state = create_state(seed=seed, **options)

@@ -18,6 +18,11 @@ omission from ``orderTypes``): stop and take-profit orders, OCO/OTO, amendments.
 
 ``newClientOrderId`` is unique among *open* orders (-2010 "Duplicate order sent."); whether an id
 may be reused after a cancel is undocumented, and the engine's OPEN_ORDERS scope allows it.
+
+A path (or method) Binance does not serve answers 404/405 with ``{"code": -1020, "msg": "This
+operation is not supported."}`` [UNVERIFIED: the docs say nothing; a capture of an unknown
+``fapi`` path at Binance shows an HTML error page (ccxt issue 18797)]. Option
+``unknown_path="html"`` answers such a page instead, for a client's handling of exactly that.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from simulators.binance.auth import (
     read_params,
 )
 from simulators.binance.market import register_market_routes
+from simulators.binance.my_trades import register_my_trades
 from simulators.binance.trade import random_client_id, register_trade_routes
 from simulators.binance.views import ORDER_TYPES, order_json
-from simulators.control import SimState
+from simulators.control import SimState, answer_unknown_paths, request_time
 from simulators.crypto_markets import SpotMarket
 from simulators.engine import (
     DuplicateClientOrderId,
@@ -110,7 +116,8 @@ class BinanceApi:
         opts = state.options
         self.keys: KeyStore = opts.setdefault("keys", KeyStore())
         self.expired: set[str] = opts.setdefault("expired_orders", set())
-        self.verifier = SignatureVerifier(self.keys, state.clock.now)
+        # A held (late) request's timestamp is checked against its arrival, as Binance did.
+        self.verifier = SignatureVerifier(self.keys, lambda: request_time(state.clock))
         self.weight_limit = int(opts.get("weight_limit", _WEIGHT_LIMIT))
         self.orders_10s = int(opts.get("orders_per_10s", _ORDERS_10S))
         self.orders_1d = int(opts.get("orders_per_day", _ORDERS_1D))
@@ -219,13 +226,16 @@ class BinanceApi:
         def binance_error(exc: BinanceError) -> ResponseReturnValue:
             return jsonify({"code": exc.code, "msg": exc.msg}), exc.status, exc.headers
 
-        @app.errorhandler(404)
-        def not_found(_exc: Exception) -> ResponseReturnValue:
-            # Binance answers unknown paths with an HTML/empty 404; keep it short and non-JSON.
-            return Response("", 404)
-
+        answer_unknown_paths(app, self.unknown_path)
         app.after_request(self.add_headers)
         self.register_routes(app)
+
+    def unknown_path(self, status: int, method: str, path: str) -> ResponseReturnValue:
+        """``{"code": -1020, …}`` for an unserved path; with ``unknown_path="html"`` a page."""
+        if self.state.options.get("unknown_path", "json") == "html":
+            page = f"<html><body><h1>{status} Not Found</h1></body></html>"
+            return Response(page, status, mimetype="text/html")
+        return jsonify({"code": -1020, "msg": "This operation is not supported."}), status
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -428,3 +438,4 @@ class BinanceApi:
         """Add the ``/api/v3`` routes: market data, then account and orders."""
         register_market_routes(self, app)
         register_trade_routes(self, app)
+        register_my_trades(self, app)

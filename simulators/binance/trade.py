@@ -2,6 +2,11 @@
 
 Each verifies the HMAC signature and spends its request weight per client IP; a new order also
 counts against the account's order limits (see :class:`~simulators.binance.routes.BinanceApi`).
+
+``DELETE /api/v3/openOrders`` (weight 1) cancels every open order of ``symbol`` and answers one
+cancel report per order, all carrying the one ``clientOrderId`` of the cancel request (as the
+documented example does). With nothing open it answers -2011 "Unknown order sent." (what clients
+report seeing, e.g. binance-connector-python issue 185 [COMMUNITY]).
 """
 
 from __future__ import annotations
@@ -10,14 +15,14 @@ import secrets
 import string
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from simulators.binance.auth import BinanceError, BinanceParams, Credential
 from simulators.binance.views import ms
-from simulators.engine import OrderNotFound, OrderNotOpen
+from simulators.engine import Order, OrderNotFound, OrderNotOpen
 
 if TYPE_CHECKING:
     from simulators.binance.routes import BinanceApi
@@ -29,6 +34,15 @@ def random_client_id() -> str:
     """A client order id the way Binance makes one when none is sent (22 letters and digits)."""
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(22))
+
+
+def _cancel_report(api: BinanceApi, cancelled: Order, cancel_id: str) -> dict[str, Any]:
+    """A cancel's answer: the order, with ``origClientOrderId`` (its id) and the cancel's id."""
+    body = api.render(cancelled, transact=True)
+    body["transactTime"] = ms(api.state.clock.now())  # when the cancel happened
+    body["origClientOrderId"] = cancelled.client_order_id
+    body["clientOrderId"] = cancel_id
+    return body
 
 
 def register_trade_routes(api: BinanceApi, app: Flask) -> None:  # noqa: C901 - one closure per route
@@ -124,10 +138,24 @@ def register_trade_routes(api: BinanceApi, app: Flask) -> None:  # noqa: C901 - 
             cancelled = engine.cancel_order(credential.account_id, order.order_no)
         except (OrderNotOpen, OrderNotFound):
             raise BinanceError(-2011, "Unknown order sent.") from None
-        body = api.render(cancelled, transact=True)
-        body["origClientOrderId"] = cancelled.client_order_id
-        body["clientOrderId"] = params.get("newClientOrderId") or random_client_id()
-        return jsonify(body)
+        cancel_id = params.get("newClientOrderId") or random_client_id()
+        return jsonify(_cancel_report(api, cancelled, cancel_id))
+
+    @app.delete("/api/v3/openOrders")
+    @api.endpoint(1, signed=True)
+    def cancel_open_orders(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
+        market = api.market(params)
+        cancel_id = random_client_id()
+        reports = []
+        for order in engine.orders(credential.account_id, symbol=market.symbol, open_only=True):
+            try:
+                cancelled = engine.cancel_order(credential.account_id, order.order_no)
+            except (OrderNotOpen, OrderNotFound):
+                continue  # filled meanwhile
+            reports.append(_cancel_report(api, cancelled, cancel_id))
+        if not reports:
+            raise BinanceError(-2011, "Unknown order sent.")
+        return jsonify(reports)
 
     @app.get("/api/v3/openOrders")
     @api.endpoint(lambda p: 6 if p.get("symbol") else 80, signed=True)

@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from simulators.crypto_markets import SpotMarket
-from simulators.engine import Engine, Fill, LedgerKind, Order, OrderStatus
+from simulators.engine import Engine, Fill, LedgerKind, Order, OrderStatus, Side
 
 __all__ = [
     "ORDER_TYPES",
     "fill_json",
     "ms",
+    "my_trade_json",
     "order_json",
     "order_status",
     "symbol_json",
@@ -109,6 +110,25 @@ def fill_json(fill: Fill) -> dict[str, Any]:
         "commission": q8(fill.fee),
         "commissionAsset": fill.fee_asset,
         "tradeId": fill.fill_id,
+    }
+
+
+def my_trade_json(fill: Fill) -> dict[str, Any]:
+    """One ``GET /api/v3/myTrades`` row (orders never belong to an order list here)."""
+    return {
+        "symbol": fill.symbol,
+        "id": fill.fill_id,
+        "orderId": int(fill.order_no),
+        "orderListId": -1,
+        "price": q8(fill.price),
+        "qty": q8(fill.quantity),
+        "quoteQty": q8(fill.notional),
+        "commission": q8(fill.fee),
+        "commissionAsset": fill.fee_asset,
+        "time": ms(fill.time),
+        "isBuyer": fill.side is Side.BUY,
+        "isMaker": fill.maker,
+        "isBestMatch": True,
     }
 
 

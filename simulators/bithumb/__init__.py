@@ -37,6 +37,7 @@ def create_app(state: SimState | None = None, *, seed: int = 0, **options: Any) 
         seed: seeds the price path.
         **options: switches kept in ``state.options``: ``jwt_max_age_seconds`` (30),
             ``public_rate`` (150/s), ``private_rate`` (140/s), ``order_rate`` (= private),
+            ``batch_rate`` (bulk cancels, 20/s),
             ``ban_after``/``strike_window``/``ban_seconds`` (429 → 418), ``post_response``,
             ``liquidity``, ``client_id_scope`` (``"forever"`` default, or ``"open_orders"``).
     """

@@ -4,9 +4,11 @@ What ccxt 4.5.90 calls (its ``bithumb.py``, generation 2): ``GET /v1/market/all?
 (load_markets), ``GET /v1/accounts``, ``GET /v1/ticker``, ``GET /v1/orderbook``,
 ``POST /v2/orders``, ``GET /v1/order`` (``uuid`` or ``client_order_id``), ``GET /v1/orders``
 (``state``, ``market``, ``limit``, ``uuids``, ``client_order_ids``; fetch_open_orders sends
-``state=wait``), ``DELETE /v2/order`` (``order_id`` or ``client_order_id``). The older 2.0 order
-routes (``POST /v1/orders`` with ``ord_type``, ``DELETE /v1/order``, ``GET /v1/orders/chance``)
-are served too; the legacy 1.x HMAC API (``/public``, ``/info``, ``/trade``) is not.
+``state=wait``), ``DELETE /v2/order`` (``order_id`` or ``client_order_id``),
+``POST /v2/orders/cancel`` (cancel_orders: ``{"order_ids": […]}`` or ``client_order_ids``). The
+older 2.0 order routes (``POST /v1/orders`` with ``ord_type``, ``DELETE /v1/order``,
+``GET /v1/orders/chance``) are served too; the legacy 1.x HMAC API (``/public``, ``/info``,
+``/trade``) is not.
 
 Differences from Upbit, each from apidocs.bithumb.com's error table or ccxt's sample payloads:
 
@@ -18,8 +20,15 @@ Differences from Upbit, each from apidocs.bithumb.com's error table or ccxt's sa
 * 400 names: ``invalid_parameter``, ``invalid_price_bid|ask``, ``under_price_limit_bid|ask``,
   ``insufficient_funds_bid|ask`` [name UNVERIFIED], ``duplicate_client_order_id`` [UNVERIFIED].
 * No ``Remaining-Req`` header (none documented); limits per IP and category (public 150/s,
-  private 140/s per ``order``/``cancel``/``other``); over the limit → 429 with a JSON error
-  ``too_many_requests`` [body UNVERIFIED], continuing → 418.
+  private 140/s per ``order``/``cancel``/``other``, bulk cancel 20/s); over the limit → 429 with a
+  JSON error ``too_many_requests`` [body UNVERIFIED], continuing → 418.
+* ``POST /v2/orders/cancel``: apidocs.bithumb.com's changelog names the *single* cancel path
+  ``DELETE /v2/order`` in one version and ``POST /v2/orders/cancel`` in another
+  (trading-days.md §4), while ccxt and crypto.md §2.3 use the latter for the bulk cancel. Both
+  are served: a body with ``order_id``/``client_order_id`` cancels one order and answers like
+  ``DELETE /v2/order``; ``order_ids``/``client_order_ids`` (at most 20 [UNVERIFIED]) cancel each and
+  answer ``{"success": [{"order_id", "created_at"}], "fail": [{"order_id" (or
+  "client_order_id"), "error": {"name", "message"}}]}`` (the ``fail`` rows' shape [UNVERIFIED]).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ BITHUMB_JWT_ERRORS = JwtErrors(
 
 _PUBLIC_RATE = 150.0
 _PRIVATE_RATE = 140.0
+_BATCH_RATE = 20.0
+_MAX_BULK_CANCEL = 20
+_BULK_FIELDS = ("order_ids", "client_order_ids")
 
 
 class BithumbApi(UpbitApi):
@@ -77,6 +89,7 @@ class BithumbApi(UpbitApi):
             "default": private,
             "order": float(opts.get("order_rate", private)),
             "cancel": private,
+            "batch": float(opts.get("batch_rate", _BATCH_RATE)),
         }
 
     def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
@@ -122,7 +135,6 @@ class BithumbApi(UpbitApi):
     def register_routes(self, app: Flask) -> None:
         """Add the shared ``/v1`` routes and Bithumb's ``/v2`` order routes."""
         super().register_routes(app)
-        engine = self.state.engine
 
         @app.post("/v2/orders")
         @self.private("order")
@@ -142,12 +154,63 @@ class BithumbApi(UpbitApi):
         @app.delete("/v2/order")
         @self.private("cancel")
         def cancel_order_v2(credential: Credential, params: RequestParams) -> ResponseReturnValue:
-            order = self.find_order(credential, params, id_field="order_id")
+            return jsonify(self.cancel_one(credential, params))
+
+        @app.post("/v2/orders/cancel")
+        @self.private(lambda p: "batch" if any(p.getlist(f) for f in _BULK_FIELDS) else "cancel")
+        def cancel_orders_v2(credential: Credential, params: RequestParams) -> ResponseReturnValue:
+            if not any(params.getlist(f) for f in _BULK_FIELDS):
+                return jsonify(self.cancel_one(credential, params))
+            return jsonify(self.cancel_many(credential, params))
+
+    def cancel_one(self, credential: Credential, params: RequestParams) -> dict[str, Any]:
+        """Cancel the order ``order_id`` (wins) or ``client_order_id`` names.
+
+        Raises:
+            ApiError: ``invalid_parameter`` when neither is sent, ``order_not_found`` when it is
+                unknown or no longer open.
+        """
+        order = self.find_order(credential, params, id_field="order_id")
+        try:
+            self.state.engine.cancel_order(credential.account_id, order.order_no)
+        except (OrderNotOpen, OrderNotFound):
+            raise ApiError(*ORDER_NOT_FOUND) from None
+        return {"order_id": order.order_no, "created_at": kst(order.created_at)}
+
+    def cancel_many(self, credential: Credential, params: RequestParams) -> dict[str, Any]:
+        """Cancel each order of ``order_ids`` or ``client_order_ids``; report each outcome.
+
+        Raises:
+            ApiError: ``invalid_parameter`` when both lists are sent or one is too long.
+        """
+        order_ids, client_ids = (params.getlist(f) for f in _BULK_FIELDS)
+        if order_ids and client_ids:
+            raise self.invalid("order_ids")
+        by_client = bool(client_ids)
+        wanted = client_ids or order_ids
+        if len(wanted) > _MAX_BULK_CANCEL:
+            raise self.invalid(_BULK_FIELDS[by_client])
+        engine = self.state.engine
+        success: list[dict[str, Any]] = []
+        fail: list[dict[str, Any]] = []
+        for wanted_id in wanted:
             try:
+                order = (
+                    engine.get_order_by_client_id(credential.account_id, wanted_id)
+                    if by_client
+                    else engine.get_order(credential.account_id, wanted_id)
+                )
                 engine.cancel_order(credential.account_id, order.order_no)
             except (OrderNotOpen, OrderNotFound):
-                raise ApiError(*ORDER_NOT_FOUND) from None
-            return jsonify({"order_id": order.order_no, "created_at": kst(order.created_at)})
+                _status, name, message = ORDER_NOT_FOUND
+                key = "client_order_id" if by_client else "order_id"
+                fail.append({key: wanted_id, "error": {"name": name, "message": message}})
+                continue
+            row = {"order_id": order.order_no, "created_at": kst(order.created_at)}
+            if by_client:
+                row["client_order_id"] = wanted_id
+            success.append(row)
+        return {"success": success, "fail": fail}
 
     def private_key(self, credential: Credential) -> str:
         """Bithumb counts private calls per client IP too."""

@@ -8,7 +8,13 @@ The modules:
 
 * :mod:`~simulators.control.state` — :class:`SimState`, what one simulator instance owns.
 * :mod:`~simulators.control.faults` — the fault kinds and the :class:`FaultBook` of pending ones.
+* :mod:`~simulators.control.targets` — which requests a fault's ``target`` (order, cancel,
+  amend) means at each broker.
 * :mod:`~simulators.control.middleware` — :class:`FaultMiddleware`, which applies them.
+* :mod:`~simulators.control.held` — the requests a ``late`` fault holds, and
+  :func:`request_time`, the time a request reached the broker.
+* :mod:`~simulators.control.unknown` — :func:`answer_unknown_paths`: unrouted requests get the
+  broker's JSON error.
 * :mod:`~simulators.control.routes` — the ``/_sim`` blueprint.
 * :mod:`~simulators.control.tokens` — the :class:`TokenRegistry` of issued OAuth tokens.
 * :mod:`~simulators.control.rate_limit` — :class:`RateLimiter`, per-key request limits.
@@ -24,11 +30,13 @@ from simulators.control.accounts import (
     require_string,
 )
 from simulators.control.faults import Fault, FaultBook, FaultKind
+from simulators.control.held import HeldRequests, request_time
 from simulators.control.middleware import FaultMiddleware
 from simulators.control.rate_limit import RateLimiter
 from simulators.control.routes import create_control_blueprint
 from simulators.control.state import STATE_EXTENSION_KEY, SimState, get_state
 from simulators.control.tokens import IssuedToken, TokenRegistry, TokenStatus
+from simulators.control.unknown import UnknownPathAnswer, answer_unknown_paths
 
 __all__ = [
     "STATE_EXTENSION_KEY",
@@ -38,15 +46,19 @@ __all__ = [
     "FaultBook",
     "FaultKind",
     "FaultMiddleware",
+    "HeldRequests",
     "IssuedToken",
     "RateLimiter",
     "SimState",
     "TokenRegistry",
     "TokenStatus",
+    "UnknownPathAnswer",
+    "answer_unknown_paths",
     "create_control_blueprint",
     "get_state",
     "install_control",
     "parse_amounts",
+    "request_time",
     "require_string",
 ]
 

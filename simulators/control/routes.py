@@ -4,10 +4,11 @@ The routes (DESIGN §7, binding)::
 
     POST   /_sim/accounts   body per broker (validated by the facade's callback) → 201
     GET    /_sim/accounts/<account_id>                                → balances and holdings
-    POST   /_sim/faults     {"kind", "count"=1, "path_prefix", "seconds", "status", "body",
-                             "headers"}                                → 201 {"fault": …}
-    GET    /_sim/faults                                               → {"faults": […]}
-    DELETE /_sim/faults                                               → {"cleared": n}
+    POST   /_sim/faults     {"kind", "count"=1, "path_prefix", "method", "target", "seconds",
+                             "sim_seconds", "status", "body", "headers", "acted", "mode"}
+                                                                       → 201 {"fault": …}
+    GET    /_sim/faults                                  → {"faults": […], "held": […]}
+    DELETE /_sim/faults                                  → {"cleared": n, "abandoned": n held}
     POST   /_sim/clock      {"advance_seconds": N}                     → {"now", "offset_seconds"}
     GET    /_sim/clock
     GET    /_sim/ledger     ?kind=a,b&since=ISO&account_id=            → {"entries": […], "count"}
@@ -112,6 +113,11 @@ def create_control_blueprint(state: SimState, create_account: AccountsCallback) 
                 status=body.get("status"),
                 body=body.get("body"),
                 headers=body.get("headers"),
+                method=body.get("method"),
+                target=body.get("target"),
+                acted=body.get("acted"),
+                mode=body.get("mode"),
+                sim_seconds=body.get("sim_seconds"),
             )
         except ValueError as exc:
             return _error(str(exc))
@@ -119,11 +125,17 @@ def create_control_blueprint(state: SimState, create_account: AccountsCallback) 
 
     @bp.get("/faults")
     def get_faults() -> ResponseReturnValue:
-        return jsonify({"faults": [f.to_json() for f in state.faults.pending()]})
+        return jsonify(
+            {
+                "faults": [f.to_json() for f in state.faults.pending()],
+                "held": [h.to_json() for h in state.held.pending()],
+            }
+        )
 
     @bp.delete("/faults")
     def delete_faults() -> ResponseReturnValue:
-        return jsonify({"cleared": state.faults.clear()})
+        # Held requests are given up too (never handled): a test's faults end with the test.
+        return jsonify({"cleared": state.faults.clear(), "abandoned": state.held.abandon_all()})
 
     @bp.post("/clock")
     def post_clock() -> ResponseReturnValue:
@@ -138,6 +150,7 @@ def create_control_blueprint(state: SimState, create_account: AccountsCallback) 
             return _error("advance_seconds must be a non-negative number")
         state.clock.advance(seconds)
         state.engine.sync()  # fills due in the skipped time happen now
+        state.held.settle()  # late requests now due are handled before the clock call answers
         return jsonify(_clock_json(state))
 
     @bp.get("/clock")

@@ -1,4 +1,4 @@
-"""The state one simulator instance owns: clock, ledger, engine, faults, tokens, options."""
+"""The state one simulator instance owns: clock, ledger, engine, faults, held requests, tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from simulators.control.faults import Fault, FaultBook, FaultKind
+from simulators.control.held import HeldRequests
 from simulators.control.tokens import TokenRegistry
 from simulators.engine import Engine, Instrument, Ledger, SimClock
 
@@ -27,6 +28,7 @@ class SimState:
         seed: the seed the engine's price path uses.
         clock, ledger, engine, faults, tokens: the shared machinery.
         options: facade-specific settings (free-form).
+        held: requests a ``late`` fault holds (built from ``clock`` when not given).
     """
 
     broker: str
@@ -37,6 +39,11 @@ class SimState:
     faults: FaultBook
     tokens: TokenRegistry
     options: dict[str, Any] = field(default_factory=dict)
+    held: HeldRequests = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.held is None:
+            self.held = HeldRequests(self.clock)
 
     @classmethod
     def create(
@@ -66,7 +73,7 @@ class SimState:
             clock=clock,
             ledger=ledger,
             engine=engine,
-            faults=FaultBook(),
+            faults=FaultBook(broker),
             tokens=TokenRegistry(clock, ledger, token_factory),
             options=dict(options or {}),
         )

@@ -7,8 +7,14 @@ wire format into calls on this package and map its exceptions to the broker's er
 (the tree is in :mod:`simulators.engine.errors`).
 
 Time comes only from a :class:`SimClock`, so tests can jump hours ahead. What a broker "saw"
-(orders, cancels, amendments, fills, token issuances) is appended to a :class:`Ledger`, the ground
-truth for "nothing lost, nothing doubled".
+(orders, cancels, amendments, expiries, fills, token issuances) is appended to a :class:`Ledger`,
+the ground truth for "nothing lost, nothing doubled".
+
+The engine knows no calendar: a facade whose venue has sessions (KIS, Kiwoom, through
+:mod:`simulators.krx_calendar`) gives each order the window it may trade in, and the engine
+matches it only inside that window and lapses it at the window's end, lazily, whenever the clock
+has passed it. Everything else a trading day changes (order numbers, settlement) is derived by
+the facade from the clock and the engine's records.
 
 The modules, one concern each; the design choices are documented next to their code:
 
@@ -28,6 +34,7 @@ The modules, one concern each; the design choices are documented next to their c
 * :mod:`~simulators.engine.validation` — the order rules.
 * :mod:`~simulators.engine.matching` — matching and fills (fill price, liquidity).
 * :mod:`~simulators.engine.order_entry` — placing, cancelling and amending orders.
+* :mod:`~simulators.engine.expiry` — lapsing orders whose trading window closed (day orders).
 * :mod:`~simulators.engine.facade` — :class:`Engine`, the thread-safe facade over the parts.
 """
 

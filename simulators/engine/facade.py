@@ -4,8 +4,9 @@ The parts, each unlocked and called only under the engine's lock:
 :class:`~simulators.engine.market.Market` (listings, pins, liquidity),
 :class:`~simulators.engine.accounts.AccountBook` (holdings and locks),
 :class:`~simulators.engine.orders.OrderBook` (orders by number, account and symbol),
-:class:`~simulators.engine.matching.Matcher` (matching and fills) and
-:class:`~simulators.engine.order_entry.OrderEntry` (placing, cancelling, amending).
+:class:`~simulators.engine.matching.Matcher` (matching and fills),
+:class:`~simulators.engine.order_entry.OrderEntry` (placing, cancelling, amending) and
+:func:`~simulators.engine.expiry.expire_due` (orders whose trading window closed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from simulators.engine.accounts import AccountBook
 from simulators.engine.clock import SimClock
 from simulators.engine.errors import InvalidOrder, OrderNotFound, RuleViolated
+from simulators.engine.expiry import expire_due
 from simulators.engine.fees import FeeSchedule
 from simulators.engine.instruments import Instrument, is_on_tick
 from simulators.engine.ledger import Ledger, LedgerKind
@@ -69,9 +71,9 @@ class _Setting(Generic[_T]):
 class Engine:
     """The shared exchange core. All public methods are thread-safe (one lock around state).
 
-    Every public call first matches open orders against the price path up to the clock's now,
-    so fills happen "on every interaction"; :meth:`sync` does only that (call it after moving
-    the clock).
+    Every public call first catches up with the clock: it matches open orders against the price
+    path up to now, so fills happen "on every interaction", and lapses the orders whose trading
+    window closed meanwhile; :meth:`sync` does only that (call it after moving the clock).
 
     Args:
         clock: the simulator's clock.
@@ -179,7 +181,7 @@ class Engine:
             UnknownInstrument: if the symbol is not listed.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             instrument = self._market.get(symbol)
             step = self.path.step_at(at or self.clock.now())
             return self._market.price_at(instrument, step)
@@ -192,7 +194,7 @@ class Engine:
             InvalidOrder: if the price is not on the tick.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             instrument = self._market.get(symbol)
             value = None if price is None else to_decimal(price, "price")
             if value is not None and not is_on_tick(value, instrument.tick_rule):
@@ -208,7 +210,7 @@ class Engine:
             UnknownInstrument: if the symbol is not listed.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             self._market.get(symbol)
             self._market.set_liquidity(
                 symbol, None if quantity is None else to_decimal(quantity, "liquidity")
@@ -234,7 +236,7 @@ class Engine:
             ValueError: for a negative or non-decimal amount.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             now_step = self.path.step_at(self.clock.now())
 
             def opening_price(asset: str) -> Decimal | None:
@@ -266,7 +268,7 @@ class Engine:
             UnknownAccount: if there is no such account.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             return self._accounts.view(self._accounts.get(account_id))
 
     def balance(self, account_id: str, asset: str) -> Balance:
@@ -276,7 +278,7 @@ class Engine:
             UnknownAccount: if there is no such account.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             return self._accounts.balance(account_id, asset)
 
     def deposit(self, account_id: str, asset: str, amount: Number) -> Balance:
@@ -287,7 +289,7 @@ class Engine:
             InsufficientFunds: if a withdrawal exceeds what is available.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             return self._accounts.deposit(account_id, asset, amount)
 
     # ---- orders -----------------------------------------------------------------------------
@@ -304,19 +306,23 @@ class Engine:
         quote_amount: Number | None = None,
         client_order_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        active_from: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> Order:
         """Validate, lock funds or holdings, record, and match an order at the current step.
 
         LIMIT needs ``quantity`` and ``price``; MARKET needs ``quantity``, or for a BUY either
         ``quantity`` or ``quote_amount`` (Upbit ``ord_type=price``, Binance ``quoteOrderQty``).
         ``extra`` is kept on the order for the facade (route, broker order type code, …).
+        ``active_from``/``expires_at`` bound when the order may fill (a KRX session): it waits
+        for ``active_from`` and lapses (EXPIRED) at ``expires_at``; None leaves that side open.
 
         Raises:
             UnknownAccount, UnknownInstrument, InvalidOrder, InsufficientFunds,
             InsufficientPosition, DuplicateClientOrderId.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             account = self._accounts.get(account_id)
             record = self._entry.place(
                 account,
@@ -328,6 +334,8 @@ class Engine:
                 quote_amount=quote_amount,
                 client_order_id=client_order_id,
                 extra=extra,
+                active_from=active_from,
+                expires_at=expires_at,
             )
             return record.snapshot()
 
@@ -343,7 +351,7 @@ class Engine:
             InvalidOrder: if ``quantity`` exceeds the remainder or is not a whole lot.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             account = self._accounts.get(account_id)
             return self._entry.cancel(account, order_no, quantity).snapshot()
 
@@ -371,7 +379,7 @@ class Engine:
             InsufficientPosition.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             account = self._accounts.get(account_id)
             live = self._entry.amend(
                 account,
@@ -385,16 +393,20 @@ class Engine:
 
     # ---- queries ----------------------------------------------------------------------------
 
-    def get_order(self, account_id: str, order_no: str) -> Order:
-        """Return an order of this account.
+    def get_order(self, account_id: str, order_no: str, *, day: date | None = None) -> Order:
+        """Return the newest order of this account with this number (created on ``day``, if given).
+
+        ``day`` is a calendar day in the engine's timezone: brokers that number orders per trading
+        day (KIS, Kiwoom) look an order number up among today's orders.
 
         Raises:
             UnknownAccount, OrderNotFound.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             self._accounts.get(account_id)
-            return self._book.get(account_id, order_no).snapshot()
+            lo, hi = (None, None) if day is None else day_bounds(day, self.timezone)
+            return self._book.get(account_id, order_no, lo, hi).snapshot()
 
     def get_order_by_client_id(self, account_id: str, client_order_id: str) -> Order:
         """Return the latest order of this account with this client order id.
@@ -403,7 +415,7 @@ class Engine:
             UnknownAccount, OrderNotFound.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             self._accounts.get(account_id)
             for record in reversed(self._book.of_account(account_id)):
                 if record.client_order_id == client_order_id:
@@ -432,7 +444,7 @@ class Engine:
             UnknownAccount.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             self._accounts.get(account_id)
             lo, hi = time_bounds(self.timezone, since, until, start_date, end_date)
             records = self._book.select(
@@ -463,16 +475,37 @@ class Engine:
             UnknownAccount.
         """
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
             self._accounts.get(account_id)
             lo, hi = time_bounds(self.timezone, since, until, start_date, end_date)
             return self._book.fills(account_id, lo, hi, order_no=order_no, symbol=symbol)
+
+    def statement(
+        self, account_id: str, *, since: datetime | None = None
+    ) -> tuple[AccountView, list[Fill]]:
+        """Return the account and its fills since ``since``, as one consistent snapshot.
+
+        For figures derived from both (settlement: cash that has settled by a day is the cash now
+        minus the flows of fills that settle later), which two separate calls could tear apart.
+
+        Raises:
+            UnknownAccount.
+        """
+        with self._lock:
+            self._catch_up()
+            view = self._accounts.view(self._accounts.get(account_id))
+            return view, self._book.fills(account_id, since, None)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """Return the UTC start and end of a calendar day in the engine's timezone."""
         return day_bounds(day, self.timezone)
 
     def sync(self) -> None:
-        """Match open orders against the price path up to the clock's now."""
+        """Match open orders up to the clock's now and lapse those whose window closed."""
         with self._lock:
-            self._matcher.sync()
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Match up to now, then expire what is due (the matcher never fills past an expiry)."""
+        self._matcher.sync()
+        expire_due(self._settings, self._accounts, self._book, self.clock.now())

@@ -27,6 +27,7 @@ class LedgerKind(enum.StrEnum):
     ORDER_REJECTED = "order_rejected"
     ORDER_AMENDED = "order_amended"
     ORDER_CANCELLED = "order_cancelled"
+    ORDER_EXPIRED = "order_expired"
     FILL = "fill"
     TOKEN_ISSUED = "token_issued"  # noqa: S105 - a ledger kind, not a secret
     TOKEN_REUSED = "token_reused"  # noqa: S105 - a ledger kind, not a secret

@@ -10,6 +10,9 @@ so fills happen "on every interaction".
   <simulators.engine.Engine.set_liquidity>`) is the base quantity that can trade per step and
   side, shared in time priority; ``None`` means unlimited, so every crossing order fills
   completely at once.
+* **Trading windows.** An order with ``active_from``/``expires_at`` (a KRX session) only matches
+  at the steps inside its window, so a clock jump across the close fills nothing after it; an
+  order that waits for its window (the pre-open call) takes the price of its first step.
 """
 
 from __future__ import annotations
@@ -91,12 +94,25 @@ class Matcher:
                     points.update((p - 1, p))
             prices = [self._market.price_at(instrument, s) for s in points]
             low, high = min(prices), max(prices)
-            if any(self._may_trade(o, low, high) for o in book):
+            tradable = (o for o in book if self._window_meets(o, step, end))
+            if any(self._may_trade(o, low, high) for o in tradable):
                 for s in range(step, end + 1):
                     if not book:
                         break
                     self.match_step(instrument, s, list(book))
             step = end + 1
+
+    def active_steps(self, record: OrderRecord) -> tuple[int | None, int | None]:
+        """Return the first step the order may fill at and the first it may not (None: open)."""
+        path = self._settings.path
+        first = None if record.active_from is None else path.step_at(record.active_from)
+        end = None if record.expires_at is None else path.step_at(record.expires_at)
+        return first, end
+
+    def _window_meets(self, record: OrderRecord, first: int, last: int) -> bool:
+        """Whether the order's trading window shares a step with ``first..last``."""
+        start, end = self.active_steps(record)
+        return (start is None or start <= last) and (end is None or end > first)
 
     @staticmethod
     def _may_trade(record: OrderRecord, low: Decimal, high: Decimal) -> bool:
@@ -115,7 +131,7 @@ class Matcher:
         price = self._market.price_at(instrument, step)
         liquidity = self._market.liquidity(instrument)
         for record in candidates:
-            if not record.is_open:
+            if not record.is_open or not self._window_meets(record, step, step):
                 continue
             if record.order_type is OrderType.LIMIT:
                 limit = cast(Decimal, record.price)  # a limit order has a price

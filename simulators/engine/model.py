@@ -52,7 +52,8 @@ class OrderStatus(enum.StrEnum):
 
     REJECTED is for facades that keep broker-side rejections as orders; the engine itself raises
     before creating an order it refuses. REPLACED marks an order whose remainder moved to a new
-    order number by an amendment (KIS, Kiwoom).
+    order number by an amendment (KIS, Kiwoom). EXPIRED marks an order whose remainder lapsed at
+    the end of its trading window (a KRX day order after the close).
     """
 
     OPEN = "open"
@@ -61,6 +62,7 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     REPLACED = "replaced"
+    EXPIRED = "expired"
 
 
 #: The statuses in which an order can still fill (and be cancelled or amended).
@@ -106,6 +108,9 @@ class Order:
 
     ``quantity``/``remaining_quantity`` are None for a market buy sized by ``quote_amount``; such an
     order tracks ``quote_remaining`` instead and ends FILLED when the rest cannot buy one lot.
+
+    ``active_from``/``expires_at`` bound the window in which the order may fill (None: unbounded);
+    ``expired_quantity`` is what lapsed when the window closed (status EXPIRED).
     """
 
     order_no: str
@@ -133,6 +138,9 @@ class Order:
     original_order_no: str | None
     replaced_by: str | None
     extra: Mapping[str, Any]
+    expired_quantity: Decimal = Decimal(0)
+    active_from: datetime | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:

@@ -2,7 +2,9 @@
 
 A refused placement raises before anything but its ``order_rejected`` ledger entry (and, where
 the venue burns them, its client id) is recorded. An accepted order or amendment is matched at
-once at the current step, so a marketable price fills before the call returns.
+once at the current step, so a marketable price fills before the call returns — unless its
+trading window (``active_from``) has not begun: then it first matches, as a taker, at the window's
+first step. An amendment keeps the window of the order it amends.
 """
 
 from __future__ import annotations
@@ -75,8 +77,12 @@ class OrderEntry:
         quote_amount: Number | None,
         client_order_id: str | None,
         extra: Mapping[str, Any] | None,
+        active_from: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> OrderRecord:
         """Validate, lock, record and match a new order; record a refusal before re-raising.
+
+        ``active_from``/``expires_at`` bound when the order may fill (None: unbounded).
 
         Raises:
             UnknownInstrument, InvalidOrder, InsufficientFunds, InsufficientPosition,
@@ -94,6 +100,7 @@ class OrderEntry:
                 quote_amount,
                 client_order_id,
                 extra,
+                (active_from, expires_at),
             )
         except SimulatorError as exc:
             if (
@@ -130,11 +137,15 @@ class OrderEntry:
         quote_amount: Number | None,
         client_order_id: str | None,
         extra: Mapping[str, Any] | None,
+        window: tuple[datetime | None, datetime | None],
     ) -> OrderRecord:
         settings = self._settings
         instrument = self._market.get(symbol)
         now = settings.clock.now()
         step = settings.path.step_at(now)
+        active_from, expires_at = window
+        if expires_at is not None and expires_at <= now:
+            raise InvalidOrder(RuleViolated.ORDER_SHAPE, "the order's trading window has closed")
         current = self._market.price_at(instrument, step)
         qty, limit, amount = validate_shape(
             instrument, side, order_type, quantity, price, quote_amount, current
@@ -153,10 +164,12 @@ class OrderEntry:
             quote_amount=amount,
             client_order_id=client_order_id,
             reserve_price=limit if limit is not None else current,
-            taker_step=step,
+            taker_step=self._first_step(step, active_from),
             created_at=now,
             updated_at=now,
             extra=dict(extra or {}),
+            active_from=active_from,
+            expires_at=expires_at,
         )
         self._accounts.retarget_lock(account, record)  # raises before anything is recorded
         self._number(record)
@@ -172,6 +185,12 @@ class OrderEntry:
         self._matcher.start(symbol, step)
         self._matcher.match_step(instrument, step, [record])
         return record
+
+    def _first_step(self, step: int, active_from: datetime | None) -> int:
+        """The step an order placed at ``step`` first trades at: now, or when its window opens."""
+        if active_from is None:
+            return step
+        return max(step, self._settings.path.step_at(active_from))
 
     def _check_client_id(self, account: Account, client_order_id: str) -> None:
         if self._settings.client_id_scope is ClientIdScope.FOREVER:
@@ -287,8 +306,9 @@ class OrderEntry:
         step: int,
     ) -> OrderRecord:
         old = (record.price, record.quantity, record.reserve_price, record.taker_step)
-        record.price, record.reserve_price, record.taker_step = price, price, step
-        record.quantity = record.filled + record.cancelled + qty
+        record.price, record.reserve_price = price, price
+        record.taker_step = self._first_step(step, record.active_from)
+        record.quantity = record.filled + record.cancelled + record.expired + qty
         try:
             self._accounts.retarget_lock(account, record)
         except SimulatorError:
@@ -324,11 +344,13 @@ class OrderEntry:
             quote_amount=None,
             client_order_id=None,
             reserve_price=price,
-            taker_step=step,
+            taker_step=self._first_step(step, record.active_from),
             created_at=now,
             updated_at=now,
             extra={**record.extra, **(extra or {})},
             original_order_no=record.order_no,
+            active_from=record.active_from,
+            expires_at=record.expires_at,
         )
         # Move the amended units out of the original first, so its lock is released before the
         # new order's lock is taken; undo if the new lock does not fit.

@@ -24,7 +24,12 @@ __all__ = ["OrderBook", "OrderRecord", "day_bounds", "time_bounds"]
 
 @dataclass
 class OrderRecord:
-    """The mutable state of one order; facades only ever see its :meth:`snapshot`."""
+    """The mutable state of one order; facades only ever see its :meth:`snapshot`.
+
+    ``active_from``/``expires_at`` bound the time in which the order may fill; a facade sets them
+    from its venue's sessions (a KRX order placed in the pre-open call waits for 09:00 and lapses
+    at the close). ``expired`` is the remainder that lapsed when ``expires_at`` passed.
+    """
 
     seq: int
     order_no: str
@@ -51,13 +56,16 @@ class OrderRecord:
     fills: list[Fill] = field(default_factory=list)
     original_order_no: str | None = None
     replaced_by: str | None = None
+    active_from: datetime | None = None
+    expires_at: datetime | None = None
+    expired: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> Decimal | None:
         """Quantity still to fill; None for a market buy sized by quote amount."""
         if self.quantity is None:
             return None
-        return self.quantity - self.filled - self.cancelled
+        return self.quantity - self.filled - self.cancelled - self.expired
 
     @property
     def quote_remaining(self) -> Decimal | None:
@@ -104,6 +112,9 @@ class OrderRecord:
             original_order_no=self.original_order_no,
             replaced_by=self.replaced_by,
             extra=dict(self.extra),
+            expired_quantity=self.expired,
+            active_from=self.active_from,
+            expires_at=self.expires_at,
         )
 
     def ledger_fields(self) -> dict[str, Any]:
@@ -123,18 +134,22 @@ class OrderRecord:
 class OrderBook:
     """Every order by number and by account (oldest first), and the open ones by symbol.
 
+    An order number may come back: KIS and Kiwoom number orders per trading day, so the book
+    keeps every order under its number and a lookup by number finds the newest one (optionally
+    only among those created in a time range, e.g. today).
+
     The open lists are in time priority and are the live lists matching walks: closing an
     order removes it from them at once. Not locked itself: the engine holds its lock.
     """
 
     def __init__(self) -> None:
-        self._orders: dict[str, OrderRecord] = {}
+        self._orders: dict[str, list[OrderRecord]] = {}
         self._by_account: dict[str, list[OrderRecord]] = {}
         self._open_by_symbol: dict[str, list[OrderRecord]] = {}
 
     def register(self, record: OrderRecord) -> None:
         """Add a numbered order (open) to the book."""
-        self._orders[record.order_no] = record
+        self._orders.setdefault(record.order_no, []).append(record)
         self._by_account.setdefault(record.account_id, []).append(record)
         self._open_by_symbol.setdefault(record.instrument.symbol, []).append(record)
 
@@ -145,16 +160,30 @@ class OrderBook:
             if record in book:
                 book.remove(record)
 
-    def get(self, account_id: str, order_no: str) -> OrderRecord:
-        """Return an order of this account.
+    def get(
+        self,
+        account_id: str,
+        order_no: str,
+        lo: datetime | None = None,
+        hi: datetime | None = None,
+    ) -> OrderRecord:
+        """Return the newest order of this account with this number, created in ``[lo, hi)``.
 
         Raises:
             OrderNotFound: if there is no such order, or it belongs to another account.
         """
-        record = self._orders.get(order_no)
-        if record is None or record.account_id != account_id:
-            raise OrderNotFound(order_no)
-        return record
+        for record in reversed(self._orders.get(order_no, ())):
+            if (
+                record.account_id == account_id
+                and (lo is None or record.created_at >= lo)
+                and (hi is None or record.created_at < hi)
+            ):
+                return record
+        raise OrderNotFound(order_no)
+
+    def open_records(self) -> list[OrderRecord]:
+        """Return every open order (of all symbols)."""
+        return [record for book in self._open_by_symbol.values() for record in book]
 
     def of_account(self, account_id: str) -> list[OrderRecord]:
         """Return the account's orders, oldest first."""

@@ -1,7 +1,14 @@
 """KIS ``order-cash`` (buy/sell) and ``order-rvsecncl`` (amend/cancel), kis_kiwoom.md §1.5.1–2.
 
 Both answer ``output`` with UPPERCASE keys ``KRX_FWDG_ORD_ORGNO``, ``ODNO``, ``ORD_TMD``; an amend
-or a cancel gets a new ``ODNO`` from the same sequence as orders.
+or a cancel gets a new ``ODNO`` from the same (daily) sequence as orders.
+
+Sessions (trading-days.md §1.1–1.4, :mod:`simulators.krx_calendar`): an order is taken only while
+a session of its route (``EXCG_ID_DVSN_CD`` KRX/NXT/SOR) takes its ``ORD_DVSN``, and lapses when
+that session ends. ``05`` 장전 시간외 trades at the previous close (the base price), ``06`` 장후
+시간외 at today's close, ``07`` 시간외 단일가 at its limit within ±10 % of today's close. Outside
+a session the answer is KIOK0320 (real; APBK0918 with ``closed_code``) or 40570000/40580000
+(paper), and the paper host refuses amends and cancels then too.
 """
 
 from __future__ import annotations
@@ -37,9 +44,17 @@ from simulators.kis.protocol import (
     ok,
     require_tr,
 )
-from simulators.krx import KST, price_limits
+from simulators.krx import KST, Listing, price_limits
+from simulators.krx_calendar import Closed, ClosedReason, OrderKind, Window
+from simulators.krx_day import NotOnVenue, admit
 
-__all__ = ["ORDER_TR_IDS", "RVSECNCL_TR_IDS", "create_orders_blueprint", "base_price"]
+__all__ = [
+    "DIVISION_NAMES",
+    "ORDER_TR_IDS",
+    "RVSECNCL_TR_IDS",
+    "base_price",
+    "create_orders_blueprint",
+]
 
 #: Real-host tr_ids (paper: V…): the 2024 generation and the legacy one.
 ORDER_TR_IDS: Final = {
@@ -54,14 +69,25 @@ RVSECNCL_TR_IDS: Final = {"TTTC0013U": "rvsecncl", "TTTC0803U": "rvsecncl"}
 # 03 최유리지정가 and 04 최우선지정가 take the current price like a market order.
 _LIMIT_DIVISIONS: Final = {"00", "02"}
 _MARKET_DIVISIONS: Final = {"01", "03", "04"}
-_DIVISION_NAMES: Final = {
+DIVISION_NAMES: Final = {
     "00": "지정가",
     "01": "시장가",
     "02": "조건부지정가",
     "03": "최유리지정가",
     "04": "최우선지정가",
+    "05": "장전 시간외",
+    "06": "장후 시간외",
+    "07": "시간외 단일가",
 }
 _EXCHANGES: Final = {"", "KRX", "NXT", "SOR"}
+# 05 장전 시간외, 06 장후 시간외 (closing price), 07 시간외 단일가: sessions of their own.
+_SESSION_KINDS: Final = {
+    "05": OrderKind.PRE_CLOSE,
+    "06": OrderKind.POST_CLOSE,
+    "07": OrderKind.SINGLE_PRICE,
+}
+#: 시간외 단일가 orders must lie within ±10 % of today's close (trading-days.md §1.1).
+_SINGLE_PRICE_BAND: Final = Decimal("0.10")
 
 
 def base_price(ctx: KisContext, symbol: str) -> Decimal:
@@ -143,26 +169,42 @@ def create_orders_blueprint(ctx: KisContext) -> Blueprint:
         if qty <= 0:
             raise KisReject("quantity", paper=ctx.paper)
         side = Side.BUY if meaning == "buy" else Side.SELL
+        route = exchange or "KRX"
+        kind = _SESSION_KINDS.get(division, OrderKind.NORMAL)
+        if kind is OrderKind.NORMAL and division not in _LIMIT_DIVISIONS | _MARKET_DIVISIONS:
+            raise input_error("ORD_DVSN")
+        window = _admit(ctx, route, kind, listing)
         extra = {
             "ord_dvsn": division,
-            "exchange": exchange or "KRX",
+            "exchange": route,
+            "kind": kind.value,
+            "session": window.session.name,
             "sll_type": field_value(data, "SLL_TYPE", required=False),
             "branch": ctx.branch,
         }
-        if division in _LIMIT_DIVISIONS:
+        kwargs: dict[str, Any]
+        if kind is not OrderKind.NORMAL:
+            price = _session_price(ctx, symbol, kind, price, window)
+            kwargs = {"order_type": OrderType.LIMIT, "price": price}
+        elif division in _LIMIT_DIVISIONS:
             if not is_on_tick(price, engine.instrument(symbol).tick_rule):
                 raise KisReject("tick", paper=ctx.paper)
             upper, lower = price_limits(base_price(ctx, symbol))
             if not lower <= price <= upper:
                 raise KisReject("limit", paper=ctx.paper)
-            kwargs: dict[str, Any] = {"order_type": OrderType.LIMIT, "price": price}
-        elif division in _MARKET_DIVISIONS:
-            kwargs = {"order_type": OrderType.MARKET}
+            kwargs = {"order_type": OrderType.LIMIT, "price": price}
         else:
-            raise input_error("ORD_DVSN")
+            kwargs = {"order_type": OrderType.MARKET}
         try:
             order = engine.place_order(
-                credential.account_id, symbol, side, quantity=qty, extra=extra, **kwargs
+                credential.account_id,
+                symbol,
+                side,
+                quantity=qty,
+                extra=extra,
+                active_from=window.active_from,
+                expires_at=window.expires_at,
+                **kwargs,
             )
         except (InsufficientFunds, InsufficientPosition, InvalidOrder, UnknownInstrument) as exc:
             raise _engine_reject(exc, ctx) from exc
@@ -192,9 +234,13 @@ def create_orders_blueprint(ctx: KisContext) -> Blueprint:
         # KRX_FWDG_ORD_ORGNO may be empty (the official backtester sends ""): never required.
         odno = original.zfill(10) if original.isdigit() else original
         try:
-            order = engine.get_order(credential.account_id, odno)
+            # Order numbers are unique within a trading day: ORGN_ODNO names one of today's.
+            today = kst_now(ctx).date()
+            order = engine.get_order(credential.account_id, odno, day=today)
         except OrderNotFound:
             raise KisReject("order_not_found", paper=ctx.paper) from None
+        if ctx.paper:
+            _still_in_session(ctx, order)
         if not order.is_open or not order.remaining_quantity:
             raise KisReject("nothing_left", paper=ctx.paper)
         if qty is not None and (qty <= 0 or qty > order.remaining_quantity):
@@ -206,6 +252,44 @@ def create_orders_blueprint(ctx: KisContext) -> Blueprint:
         raise input_error("RVSE_CNCL_DVSN_CD")
 
     return bp
+
+
+def _admit(ctx: KisContext, route: str, kind: OrderKind, listing: Listing) -> Window:
+    """The session taking this order now, or the broker's answer for why none does."""
+    try:
+        return admit(ctx.rules.hours, route, kind, nxt_listed=listing.nxt, at=ctx.state.clock.now())
+    except NotOnVenue:
+        raise input_error("EXCG_ID_DVSN_CD") from None  # [UNVERIFIED] answer for a non-NXT issue
+    except Closed as closed:
+        if closed.reason is ClosedReason.NOT_OFFERED:
+            raise input_error("ORD_DVSN") from None  # e.g. 05/06/07 on NXT (§1.3)
+        raise ctx.closed(closed.reason) from None
+
+
+def _still_in_session(ctx: KisContext, order: Order) -> None:
+    """Paper refuses amends and cancels outside the order's session too (40580000, §1.4)."""
+    listing = ctx.listings[order.symbol]
+    kind = OrderKind(str(order.extra.get("kind", OrderKind.NORMAL.value)))
+    route = str(order.extra.get("exchange", "KRX"))
+    _admit(ctx, route, kind, listing)
+
+
+def _session_price(
+    ctx: KisContext, symbol: str, kind: OrderKind, price: Decimal, window: Window
+) -> Decimal:
+    """The price of an after-hours order: a closing price, or a limit near today's close."""
+    if kind is OrderKind.PRE_CLOSE:
+        return base_price(ctx, symbol)  # yesterday's close
+    close = ctx.state.engine.price(symbol, at=ctx.rules.hours.regular_close(window.day))
+    if kind is OrderKind.POST_CLOSE:
+        return close
+    if not is_on_tick(price, ctx.state.engine.instrument(symbol).tick_rule):
+        raise KisReject("tick", paper=ctx.paper)
+    upper, lower = price_limits(base_price(ctx, symbol))
+    band = close * _SINGLE_PRICE_BAND
+    if not (max(lower, close - band) <= price <= min(upper, close + band)):
+        raise KisReject("limit", paper=ctx.paper)
+    return price
 
 
 def _cancel(ctx: KisContext, credential: Credential, order: Order, qty: Decimal | None) -> Any:

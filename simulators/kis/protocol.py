@@ -22,6 +22,8 @@ from flask import Flask, Response, jsonify, request
 from simulators.control import RateLimiter, SimState, TokenStatus
 from simulators.engine import Side
 from simulators.krx import KST, Listing
+from simulators.krx_calendar import ClosedReason
+from simulators.krx_day import DayRules
 
 __all__ = [
     "CONTEXT_KEY",
@@ -60,6 +62,14 @@ REJECTS: Final[Mapping[str, tuple[str, str, str]]] = {
     "order_not_found": ("1", "APBK0918", "원주문번호가 존재하지 않습니다."),
     # [COMMUNITY] OPSQ2000 bad account number.
     "account": ("2", "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO"),
+    # Outside the order's session (trading-days.md §1.4, [COMMUNITY] captures). The real host's
+    # code is a switch (closed_code): KIOK0320 (default) or APBK0918 (rt_cd of the latter
+    # [UNVERIFIED]); the paper host answers 40570000 before the open, 40580000 after the close
+    # (and, [UNVERIFIED], on a day without trading).
+    "closed": ("7", "KIOK0320", "장운영시간이 아닙니다"),
+    "closed_apbk0918": ("7", "APBK0918", "장운영시간이 아닙니다.(주문불가)"),
+    "paper_before_open": ("1", "40570000", "모의투자 장시작전 입니다."),
+    "paper_closed": ("1", "40580000", "모의투자 장종료 입니다."),
 }
 
 #: Gateway errors: HTTP status, msg_cd, msg1 (§1.6; 500 per the majority of captures).
@@ -142,12 +152,16 @@ class KisContext:
         token_window_counts: "requests" or "issuances" (see the package docstring).
         balance_page_size, ccld_page_size: rows per page.
         branch: the 5-digit order branch (KRX_FWDG_ORD_ORGNO).
+        rules: the trading-day switches (sessions, order numbers, lapsed orders in history).
+        closed_code: the real host's answer outside a session, "KIOK0320" or "APBK0918".
     """
 
     state: SimState
     paper: bool
     listings: Mapping[str, Listing]
     limiter: RateLimiter | None
+    rules: DayRules
+    closed_code: str = "KIOK0320"
     reuse_expires_in: str = "remaining"
     token_window_counts: str = "requests"  # noqa: S105 - a mode, not a secret
     balance_page_size: int = 50
@@ -156,13 +170,19 @@ class KisContext:
     credentials: dict[str, Credential] = field(default_factory=dict)
     cancels: list[CancelRecord] = field(default_factory=list)
     last_token_answer: dict[str, datetime] = field(default_factory=dict)
-    order_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def next_odno(self) -> str:
-        """Draw the next order number (orders, amendments and cancels share one sequence)."""
-        return f"{next(self.order_counter):010d}"
+        """Draw the next order number (orders, amendments and cancels share one daily sequence)."""
+        return f"{self.rules.numbers.next(self.state.clock.now()):010d}"
+
+    def closed(self, reason: ClosedReason) -> KisReject:
+        """The answer to an order (or, on paper, a cancel) outside its session (§1.4)."""
+        if self.paper:
+            key = "paper_before_open" if reason is ClosedReason.BEFORE_OPEN else "paper_closed"
+            return KisReject(key)
+        return KisReject("closed_apbk0918" if self.closed_code == "APBK0918" else "closed")
 
     def gt_uid(self) -> str:
         """A 32-hex global transaction id, deterministic per seed and request."""

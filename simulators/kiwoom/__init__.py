@@ -32,13 +32,33 @@ Choices where the facts are unverified (Part 3; each is a switch):
   sequence. Responses also list ``api-id,cont-yn,next-key`` in
   ``Access-Control-Expose-Headers``, which at least one PyPI client reads them through.
 
+Trading days (``shared/brokers/trading-days.md``; :mod:`simulators.krx_calendar`,
+:mod:`simulators.krx_day`), all driven by the simulator clock and derived lazily:
+
+* options ``market_hours`` = ``"krx"`` (default) | ``"always"`` and ``session_table`` =
+  ``"2025"`` (default) | ``"2026"``, as for KIS (``create_simulator`` defaults to ``"always"``).
+  The mock host trades the regular session 09:00–15:30 only ([UNVERIFIED] for Kiwoom).
+* outside a session (§1.4, as captured, ``return_code`` 20): real ``[2000](505217:휴장시간으로
+  취소주문만 가능합니다.)`` to orders and amends, while cancels are still taken; mock
+  ``[2000](RC4058:모의투자 장종료)`` ([UNVERIFIED] before the open too) and ``[2000](RC4010:모의투자
+  영업일이 아닙니다.)`` on a day without trading, to amends and cancels as well ([UNVERIFIED]). An
+  NXT order for an issue NXT does not list gets 1901 ([UNVERIFIED]).
+* option ``daily_order_numbers`` = True (default) | False: ``ord_no`` restarts at 1 each trading
+  day (§2.1 [UNVERIFIED]: kt00007 is keyed by ``ord_dt`` + ``fr_ord_no``, small numbers each
+  morning suggest it).
+* option ``expired_in_history`` = ``"cancel_confirmed"`` (default) | ``"remaining"``: a lapsed
+  day order keeps its kt00007 row with ``ord_remnq`` 0 and no cancel row, and leaves ka10075
+  (§2.3 [UNVERIFIED]; the choice mirrors KIS's), or keeps showing its remainder in kt00007 (also
+  under ``qry_tp`` 3).
+* settlement T+2: kt00001 ``entr``/``d1_entra``/``d2_entra`` and the ``d1_``/``d2_`` settlement
+  amounts; ka10076 lists today's fills only (it has no date), kt00007 any day by ``ord_dt``.
+
 Accounts: ``POST /_sim/accounts`` with ``{"app_key", "secret_key", "account_number" (10 digits,
 or 8 to which "11" is appended as Kiwoom's classification), "cash", optional "positions"}`` → 201.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -49,16 +69,18 @@ from simulators.control import (
     AccountSpecError,
     RateLimiter,
     SimState,
+    answer_unknown_paths,
     install_control,
     parse_amounts,
     require_string,
 )
-from simulators.engine import KRX_SELL_TAX_RATE_2026, FeeSchedule, UnknownInstrument
+from simulators.engine import KRX_SELL_TAX_RATE_2026, FeeSchedule, SimClock, UnknownInstrument
 from simulators.kiwoom.accounts import create_accounts_blueprint
 from simulators.kiwoom.oauth import create_oauth_blueprint
 from simulators.kiwoom.orders import create_orders_blueprint
 from simulators.kiwoom.protocol import CONTEXT_KEY, Credential, KiwoomContext, register_protocol
 from simulators.krx import KST, LISTINGS, by_symbol, instruments
+from simulators.krx_day import DayRules
 
 __all__ = ["KiwoomContext", "create_app"]
 
@@ -84,32 +106,37 @@ def create_app(
         rate_limit_per_second: per-app-key limit (None: 5; 0: unlimited).
         invalid_token_style: "return_msg" or "code" (see the module docstring).
         **options: ``clock`` (a :class:`~simulators.engine.SimClock`, e.g. frozen, when
-            ``state`` is None), ``rate_limit_status``, ``token_lifetime_seconds``, ``reuse_token``,
-            ``page_size``.
+            ``state`` is None; the wall clock otherwise), ``rate_limit_status``,
+            ``token_lifetime_seconds``, ``reuse_token``, ``page_size``, and the trading-day
+            switches ``market_hours``, ``session_table``, ``daily_order_numbers``,
+            ``expired_in_history`` (see the module docstring).
 
     Returns:
         The Flask app, with ``/_sim`` installed.
 
     Raises:
-        ValueError: for an unknown ``invalid_token_style`` or ``rate_limit_status``.
+        ValueError: for an unknown ``invalid_token_style``, ``rate_limit_status`` or value of a
+            trading-day switch.
     """
     if invalid_token_style not in {"return_msg", "code"}:
         raise ValueError("invalid_token_style must be 'return_msg' or 'code'")
-    counter = itertools.count(1)
     if state is None:
+        clock = options.pop("clock", None) or SimClock()
+        rules = DayRules.from_options(options, paper=paper)
         state = SimState.create(
             "kiwoom",
             seed=seed,
-            clock=options.pop("clock", None),
+            clock=clock,
             instruments=instruments(LISTINGS),
             options=options,
             fees=KIWOOM_FEES,
-            order_numbers=lambda _n: f"{next(counter):07d}",
+            order_numbers=lambda _n: f"{rules.numbers.next(clock.now()):07d}",
             timezone=KST,
         )
     else:
         state.options.update(options)
-        counter = itertools.count(5_000_001)  # keep cancel numbers clear of the caller's
+        # Keep cancel numbers clear of the caller's engine, which numbers orders itself.
+        rules = DayRules.from_options(state.options, paper=paper, first_number=5_000_001)
     opts = state.options
     rate = 5.0 if rate_limit_per_second is None else float(rate_limit_per_second)
     status = int(opts.get("rate_limit_status", 200))
@@ -126,7 +153,7 @@ def create_app(
         token_lifetime_seconds=int(opts.get("token_lifetime_seconds", 86_400)),
         reuse_token=bool(opts.get("reuse_token", False)),
         page_size=int(opts.get("page_size", 20)),
-        order_counter=counter,
+        rules=rules,
     )
     app = Flask("simulators.kiwoom")
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean as the broker sends it
@@ -134,6 +161,15 @@ def create_app(
     app.extensions[CONTEXT_KEY] = ctx
     install_control(app, state, lambda body: _create_account(ctx, body))
     register_protocol(app, ctx)
+    # An unserved path answers Kiwoom's envelope, not an HTML page (body [UNVERIFIED]).
+    answer_unknown_paths(
+        app,
+        {
+            "return_code": 1,
+            "return_msg": "요청이 올바르지 않습니다"
+            "[1504:해당 URI에서는 지원하는 API ID가 아닙니다]",
+        },
+    )
     app.register_blueprint(create_oauth_blueprint(ctx))
     app.register_blueprint(create_orders_blueprint(ctx))
     app.register_blueprint(create_accounts_blueprint(ctx))

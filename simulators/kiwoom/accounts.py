@@ -5,6 +5,15 @@ Account TRs: ka00001, kt00018, kt00001, ka10075, ka10076, kt00007.
 List TRs page with ``cont-yn``/``next-key`` (the ``next-key`` value is the offset of the next row;
 its real format is [UNVERIFIED]). kt00007 and ka10076 are the order and fill history a gateway
 uses to settle an order whose answer it never got (Kiwoom has no client order id).
+
+The trading day (trading-days.md §2–3): ka10075 lists today's open orders (a lapsed day order is
+gone), ka10076 today's fills, kt00007 the orders of the day ``ord_dt`` names (today by default;
+numbers restart daily, so ``fr_ord_no`` counts within that day). A lapsed order keeps its kt00007
+row with ``ord_remnq`` 0 (switch ``expired_in_history="remaining"``: the remainder still shows;
+[UNVERIFIED] either way, and no cancel row appears). kt00001's ``entr``/``d1_entra``/``d2_entra``
+are the cash after the trades settled by D+0, D+1 and D+2 (T+2, :func:`simulators.krx_day.
+cash_figures`), with the buys and sells due on each day in ``d1_``/``d2_buy_exct_amt`` …;
+kt00018's ``pred_``/``tdy_buyq``/``sellq`` are the previous and this trading day's fills.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from simulators.kiwoom.protocol import (
     signed,
 )
 from simulators.krx import KST, price_limits
+from simulators.krx_day import CashFigures, cash_figures
 
 __all__ = ["create_accounts_blueprint"]
 
@@ -71,22 +81,8 @@ def create_accounts_blueprint(ctx: KiwoomContext) -> Blueprint:
         if kind == "balance":
             return _balance(ctx, account_id, api_id)
         if kind == "deposit":
-            cash = engine.balance(account_id, "KRW")
-            return answer(
-                {
-                    "entr": padded(cash.total),
-                    "profa_ch": padded(0),
-                    "ord_alow_amt": padded(cash.available),
-                    "pymn_alow_amt": padded(cash.available),
-                    "100stk_ord_alow_amt": padded(cash.available),
-                    "d1_entra": padded(cash.total),
-                    "d2_entra": padded(cash.total),
-                    "d2_pymn_alow_amt": padded(cash.available),
-                    "stk_entr_prst": [],
-                },
-                api_id,
-                message=_INQUIRY_DONE,
-            )
+            _, figures = cash_figures(engine, ctx.rules.hours, account_id, ctx.state.clock.now())
+            return answer(_deposit(figures), api_id, message=_INQUIRY_DONE)
         if kind == "open_orders":
             rows = [
                 _open_row(ctx, credential.account_number, o)
@@ -96,9 +92,10 @@ def create_accounts_blueprint(ctx: KiwoomContext) -> Blueprint:
             chunk, cont, key = page(ctx, rows)
             return answer({"oso": chunk}, api_id, message=_INQUIRY_DONE, cont_yn=cont, next_key=key)
         if kind == "fills":
+            today = _kst(ctx.state.clock.now()).date()
             rows = [
                 _fill_row(ctx, o)
-                for o in reversed(engine.orders(account_id))
+                for o in reversed(engine.orders(account_id, start_date=today, end_date=today))
                 if o.filled_quantity
                 and _matches(o, data)
                 and (not data.get("ord_no") or o.order_no < str(data["ord_no"]).zfill(7))
@@ -180,6 +177,31 @@ def create_accounts_blueprint(ctx: KiwoomContext) -> Blueprint:
     return bp
 
 
+def _deposit(figures: CashFigures) -> dict[str, Any]:
+    """kt00001: cash now and at D+1/D+2, what settles on each, what may be ordered or paid out."""
+    (d0, d1, d2), available = figures.cash, figures.cash[2] - figures.locked
+    return {
+        "entr": padded(d0),
+        "profa_ch": padded(0),
+        "ord_alow_amt": padded(available),
+        "pymn_alow_amt": padded(figures.withdrawable(0)),
+        "100stk_ord_alow_amt": padded(available),
+        "d1_entra": padded(d1),
+        "d1_slby_exct_amt": padded(figures.sells_due[1] - figures.buys_due[1]),
+        "d1_buy_exct_amt": padded(figures.buys_due[1]),
+        "d1_out_rep_mor": padded(0),
+        "d1_sel_exct_amt": padded(figures.sells_due[1]),
+        "d1_pymn_alow_amt": padded(figures.withdrawable(1)),
+        "d2_entra": padded(d2),
+        "d2_slby_exct_amt": padded(figures.sells_due[2] - figures.buys_due[2]),
+        "d2_buy_exct_amt": padded(figures.buys_due[2]),
+        "d2_out_rep_mor": padded(0),
+        "d2_sel_exct_amt": padded(figures.sells_due[2]),
+        "d2_pymn_alow_amt": padded(figures.withdrawable(2)),
+        "stk_entr_prst": [],
+    }
+
+
 def _matches(order: Order, data: dict[str, Any]) -> bool:
     code = str(data.get("stk_cd") or "").strip()
     if code and split_code(code)[0] != order.symbol:
@@ -192,7 +214,8 @@ def _matches(order: Order, data: dict[str, Any]) -> bool:
 
 def _balance(ctx: KiwoomContext, account_id: str, api_id: str) -> Response:
     engine = ctx.state.engine
-    view = engine.account(account_id)
+    view, figures = cash_figures(engine, ctx.rules.hours, account_id, ctx.state.clock.now())
+    today, before = figures.today, figures.previous
     rows: list[dict[str, str]] = []
     total_pur = total_evlt = Decimal(0)
     for asset in sorted(a for a in view.balances if a in ctx.listings):
@@ -219,10 +242,10 @@ def _balance(ctx: KiwoomContext, account_id: str, api_id: str) -> Response:
                 "rmnd_qty": padded(held.total),
                 "trde_able_qty": padded(held.available),
                 "cur_prc": padded(price, 12),
-                "pred_buyq": padded(0),
-                "pred_sellq": padded(0),
-                "tdy_buyq": padded(0),
-                "tdy_sellq": padded(0),
+                "pred_buyq": padded(before.bought.get(asset, 0)),
+                "pred_sellq": padded(before.sold.get(asset, 0)),
+                "tdy_buyq": padded(today.bought.get(asset, 0)),
+                "tdy_sellq": padded(today.sold.get(asset, 0)),
                 "pur_amt": padded(purchase),
                 "pur_cmsn": padded(int(purchase * _FEE_RATE)),
                 "evlt_amt": padded(value),
@@ -347,7 +370,7 @@ def _order_history(
     for order in engine.orders(account_id, start_date=day, end_date=day):
         if not _matches(order, data):
             continue
-        if query == "3" and not order.is_open:
+        if query == "3" and not (order.is_open or _lapsed_but_shown(ctx, order)):
             continue
         if query == "4" and not order.filled_quantity:
             continue
@@ -364,8 +387,16 @@ def _order_history(
     )
 
 
+def _lapsed_but_shown(ctx: KiwoomContext, order: Order) -> bool:
+    """A lapsed order whose remainder still shows (``expired_in_history="remaining"``)."""
+    return order.status is OrderStatus.EXPIRED and ctx.rules.expired_in_history == "remaining"
+
+
 def _history_row(ctx: KiwoomContext, order: Order) -> dict[str, str]:
     amended = order.status is OrderStatus.REPLACED
+    left = order.remaining_quantity or Decimal(0)
+    if _lapsed_but_shown(ctx, order):
+        left = order.expired_quantity
     return {
         "ord_no": order.order_no,
         "stk_cd": f"A{order.symbol}",
@@ -384,7 +415,7 @@ def _history_row(ctx: KiwoomContext, order: Order) -> dict[str, str]:
         "loan_dt": "",
         "cntr_qty": padded(order.filled_quantity, 10),
         "cntr_uv": padded((order.average_price or Decimal(0)).to_integral_value(), 10),
-        "ord_remnq": padded(order.remaining_quantity or 0, 10),
+        "ord_remnq": padded(left, 10),
         "comm_ord_tp": "REST API",
         "mdfy_cncl": "정정"
         if amended

@@ -1,7 +1,14 @@
 """Kiwoom ``/api/dostk/ordr``: kt10000 buy, kt10001 sell, kt10002 amend, kt10003 cancel (§2.4).
 
-Every answer carries a new 7-digit ``ord_no``; amend and cancel also echo ``base_orig_ord_no`` and
-the quantity as a 12-digit zero-padded string.
+Every answer carries a new 7-digit ``ord_no`` (a daily sequence); amend and cancel also echo
+``base_orig_ord_no`` and the quantity as a 12-digit zero-padded string.
+
+Sessions (trading-days.md §1.1–1.4, :mod:`simulators.krx_calendar`): an order is taken only while
+a session of its route (``dmst_stex_tp``) takes its ``trde_tp`` (61 장시작전시간외, 81
+장마감후시간외 and 62 시간외단일가 have sessions of their own; 61 trades at the previous close,
+81 at today's close, 62 at its limit within ±10 % of today's close), and lapses when it ends.
+Outside a session the real host answers 505217 and still takes cancels; the mock host answers
+RC4058 (RC4010 on a day without trading) to amends and cancels as well ([UNVERIFIED] for those).
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from simulators.kiwoom.protocol import (
     check_api_id,
     required,
 )
-from simulators.krx import KST, price_limits
+from simulators.krx import KST, Listing, price_limits
+from simulators.krx_calendar import Closed, ClosedReason, OrderKind, Window
+from simulators.krx_day import NotOnVenue, admit
 
 __all__ = ["create_orders_blueprint", "base_price", "split_code"]
 
@@ -45,6 +54,12 @@ ORDER_APIS: Final = {"kt10000": "buy", "kt10001": "sell", "kt10002": "amend", "k
 _LIMIT: Final = {"0", "5"}
 _MARKET: Final = {"3", "6", "7"}
 _EXCHANGES: Final = {"KRX", "NXT", "SOR"}
+_SESSION_KINDS: Final = {
+    "61": OrderKind.PRE_CLOSE,
+    "81": OrderKind.POST_CLOSE,
+    "62": OrderKind.SINGLE_PRICE,
+}
+_SINGLE_PRICE_BAND: Final = Decimal("0.10")
 _SUFFIXES: Final = {"_NX": "NXT", "_AL": "SOR"}
 
 
@@ -112,12 +127,17 @@ def create_orders_blueprint(ctx: KiwoomContext) -> Blueprint:
         if kind in {"buy", "sell"}:
             return _place(ctx, credential, api_id, kind, symbol, exchange, data)
         original = required(ctx, data, "orig_ord_no").zfill(7)
+        today = ctx.state.clock.now().astimezone(KST).date()
         try:
-            order = ctx.state.engine.get_order(credential.account_id, original)
+            # ord_no is unique within a trading day: orig_ord_no names one of today's orders.
+            order = ctx.state.engine.get_order(credential.account_id, original, day=today)
         except OrderNotFound:
             raise ctx.reject("order_not_found") from None
         if order.symbol != symbol:
             raise ctx.reject("order_not_found")
+        if kind == "amend" or ctx.paper:  # the real host takes cancels while closed
+            route = str(order.extra.get("exchange", "KRX"))
+            _admit(ctx, route, _kind_of(order), ctx.listings[symbol])
         if not order.is_open or not order.remaining_quantity:
             raise ctx.reject("nothing_left")
         if kind == "cancel":
@@ -143,24 +163,79 @@ def _place(
         raise ctx.reject("halted")
     if qty <= 0:
         raise ctx.reject("quantity")
-    extra = {"trde_tp": trade_type, "exchange": exchange}
-    if trade_type in _LIMIT:
+    order_kind = _SESSION_KINDS.get(trade_type, OrderKind.NORMAL)
+    if order_kind is OrderKind.NORMAL and trade_type not in _LIMIT | _MARKET:
+        raise ctx.error(1517, " (trde_tp)")
+    window = _admit(ctx, exchange, order_kind, listing)
+    extra = {
+        "trde_tp": trade_type,
+        "exchange": exchange,
+        "kind": order_kind.value,
+        "session": window.session.name,
+    }
+    kwargs: dict[str, Any]
+    if order_kind is not OrderKind.NORMAL:
+        price = _number(ctx, str(data.get("ord_uv") or ""), "ord_uv")
+        kwargs = {
+            "order_type": OrderType.LIMIT,
+            "price": _session_price(ctx, symbol, order_kind, price, window),
+        }
+    elif trade_type in _LIMIT:
         price = _number(ctx, str(data.get("ord_uv") or ""), "ord_uv")
         _check_price(ctx, symbol, price)
-        kwargs: dict[str, Any] = {"order_type": OrderType.LIMIT, "price": price}
-    elif trade_type in _MARKET:
-        kwargs = {"order_type": OrderType.MARKET}
+        kwargs = {"order_type": OrderType.LIMIT, "price": price}
     else:
-        raise ctx.error(1517, " (trde_tp)")
+        kwargs = {"order_type": OrderType.MARKET}
     side = Side.BUY if kind == "buy" else Side.SELL
     try:
         order = ctx.state.engine.place_order(
-            credential.account_id, symbol, side, quantity=qty, extra=extra, **kwargs
+            credential.account_id,
+            symbol,
+            side,
+            quantity=qty,
+            extra=extra,
+            active_from=window.active_from,
+            expires_at=window.expires_at,
+            **kwargs,
         )
     except (InsufficientFunds, InsufficientPosition, InvalidOrder) as exc:
         raise _engine_error(ctx, exc) from exc
     message = "매수주문이 완료되었습니다." if side is Side.BUY else "매도주문이 완료되었습니다."
     return answer({"ord_no": order.order_no, "dmst_stex_tp": exchange}, api_id, message=message)
+
+
+def _kind_of(order: Order) -> OrderKind:
+    return OrderKind(str(order.extra.get("kind", OrderKind.NORMAL.value)))
+
+
+def _admit(ctx: KiwoomContext, route: str, kind: OrderKind, listing: Listing) -> Window:
+    """The session taking this order now, or the broker's answer for why none does."""
+    try:
+        return admit(ctx.rules.hours, route, kind, nxt_listed=listing.nxt, at=ctx.state.clock.now())
+    except NotOnVenue:
+        raise ctx.error(1901) from None  # [UNVERIFIED] answer for an issue NXT does not list
+    except Closed as closed:
+        if closed.reason is ClosedReason.NOT_OFFERED:
+            raise ctx.error(1517, " (trde_tp)") from None
+        raise ctx.closed(closed.reason) from None
+
+
+def _session_price(
+    ctx: KiwoomContext, symbol: str, kind: OrderKind, price: Decimal, window: Window
+) -> Decimal:
+    """The price of an after-hours order: a closing price, or a limit near today's close."""
+    if kind is OrderKind.PRE_CLOSE:
+        return base_price(ctx, symbol)  # yesterday's close
+    close = ctx.state.engine.price(symbol, at=ctx.rules.hours.regular_close(window.day))
+    if kind is OrderKind.POST_CLOSE:
+        return close
+    if not is_on_tick(price, ctx.state.engine.instrument(symbol).tick_rule):
+        raise ctx.reject("tick")
+    upper, lower = price_limits(base_price(ctx, symbol))
+    band = close * _SINGLE_PRICE_BAND
+    if not (max(lower, close - band) <= price <= min(upper, close + band)):
+        raise ctx.reject("limit")
+    return price
 
 
 def _quantity_or_all(ctx: KiwoomContext, value: str, name: str, order: Order) -> Decimal | None:

@@ -6,7 +6,6 @@ observed wire format, §2.8 rate limits) and Part 3 (what is unverified).
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from flask import Flask, Response, jsonify, request
 
 from simulators.control import RateLimiter, SimState, TokenStatus
 from simulators.krx import Listing
+from simulators.krx_calendar import ClosedReason
+from simulators.krx_day import DayRules
 
 __all__ = [
     "CONTEXT_KEY",
@@ -73,6 +74,14 @@ REJECTS: Final[Mapping[str, str]] = {
     "mock_exchange": "[2000](RC4101:모의투자에서는 KRX만 가능합니다)",
 }
 
+#: Outside a session (trading-days.md §1.4, [COMMUNITY] captures, ``return_code`` 20 as captured):
+#: the real host takes only cancels; the mock host answers RC4058 on a trading day (also before
+#: the open, [UNVERIFIED]) and RC4010 on a day without trading.
+CLOSED_RETURN_CODE: Final = 20
+CLOSED_REAL: Final = "[2000](505217:휴장시간으로 취소주문만 가능합니다.)"
+CLOSED_MOCK: Final = "[2000](RC4058:모의투자 장종료)"
+CLOSED_MOCK_HOLIDAY: Final = "[2000](RC4010:모의투자 영업일이 아닙니다.)"
+
 
 class KiwoomError(Exception):
     """An error answer: HTTP status, ``return_code`` and ``return_msg``."""
@@ -110,6 +119,7 @@ class KiwoomContext:
         token_lifetime_seconds: token validity.
         reuse_token: re-issue returns the still-valid token instead of a new one.
         page_size: rows per page of list TRs.
+        rules: the trading-day switches (sessions, order numbers, lapsed orders in history).
     """
 
     state: SimState
@@ -117,6 +127,7 @@ class KiwoomContext:
     listings: Mapping[str, Listing]
     limiter: RateLimiter | None
     rate: float
+    rules: DayRules
     invalid_token_style: str = "return_msg"  # noqa: S105 - a style, not a secret
     rate_limit_status: int = 200
     token_lifetime_seconds: int = 86_400
@@ -124,12 +135,18 @@ class KiwoomContext:
     page_size: int = 20
     credentials: dict[str, Credential] = field(default_factory=dict)
     cancels: list[dict[str, Any]] = field(default_factory=list)
-    order_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_ord_no(self) -> str:
-        """Draw the next 7-digit order number (orders, amendments and cancels share it)."""
-        return f"{next(self.order_counter):07d}"
+        """Draw the next 7-digit order number (orders, amendments and cancels share it daily)."""
+        return f"{self.rules.numbers.next(self.state.clock.now()):07d}"
+
+    def closed(self, reason: ClosedReason) -> KiwoomError:
+        """The answer to an order outside its session (§1.4)."""
+        if not self.paper:
+            return KiwoomError(200, CLOSED_RETURN_CODE, CLOSED_REAL)
+        text = CLOSED_MOCK_HOLIDAY if reason is ClosedReason.HOLIDAY else CLOSED_MOCK
+        return KiwoomError(200, CLOSED_RETURN_CODE, text)
 
     def error(self, code: int, detail: str = "", *, status: int = 200) -> KiwoomError:
         """Build an error in the configured style."""

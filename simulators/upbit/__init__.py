@@ -107,6 +107,7 @@ def create_app(state: SimState | None = None, *, seed: int = 0, **options: Any) 
         seed: seeds the price path and the order uuids.
         **options: switches kept in ``state.options``: ``order_rate`` (order group per second;
             default 8, or 12 from 2026-08-21), ``exchange_rate`` (30), ``quotation_rate`` (10),
+            ``cancel_all_rate`` (``DELETE /v1/orders/open`` requests per 2 s; 1),
             ``ban_after`` (10 refused requests in ``strike_window`` 60 s → 418),
             ``ban_seconds`` (60), ``rate_limit_body`` (``"text"``|``"json"``),
             ``post_response`` (``"accepted"``|``"current"``), ``liquidity`` (per-step quantity,

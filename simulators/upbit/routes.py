@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import wraps
@@ -37,7 +38,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from simulators.control import SimState
+from simulators.control import SimState, answer_unknown_paths, request_time
 from simulators.crypto_markets import KST, SpotMarket, decimal_string
 from simulators.engine import (
     DuplicateClientOrderId,
@@ -47,7 +48,6 @@ from simulators.engine import (
     Order,
     OrderNotFound,
     OrderType,
-    RuleViolated,
     Side,
     UnknownInstrument,
 )
@@ -60,13 +60,15 @@ from simulators.upbit.auth import (
     RequestParams,
     read_params,
 )
+from simulators.upbit.cancels import register_cancel_routes
+from simulators.upbit.errors import UpbitErrors
 from simulators.upbit.exchange import register_exchange_routes, register_order_lists
-from simulators.upbit.params import ORDER_NOT_FOUND, invalid, missing, parse_decimal
+from simulators.upbit.params import ORDER_NOT_FOUND
 from simulators.upbit.quotation import register_quotation_routes, register_ticker_all
 from simulators.upbit.throttle import BanBook, GroupThrottle
 from simulators.upbit.views import order_json, order_state, orders_sorted
 
-__all__ = ["ORDER_RATE_CHANGE", "UpbitApi"]
+__all__ = ["ORDER_RATE_CHANGE", "OrderRequest", "UpbitApi"]
 
 #: Upbit raised the order group from 8 to 12 requests a second on this day (KST).
 ORDER_RATE_CHANGE = datetime(2026, 8, 21, tzinfo=KST)
@@ -84,6 +86,29 @@ _QUOTATION_RATE = 10.0
 _EXCHANGE_RATE = 30.0
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order whose parameters passed the venue's checks, ready for the engine.
+
+    Attributes:
+        market: the market.
+        side: buy (``bid``) or sell (``ask``).
+        ord_type: ``limit``, ``price``, ``market`` or ``best``.
+        tif: ``ioc``, ``fok``, ``post_only`` or None.
+        kwargs: the engine's order type, quantity, price or quote amount.
+        client_id: the client order id, if any.
+        extra: what the order keeps for rendering.
+    """
+
+    market: SpotMarket
+    side: Side
+    ord_type: str
+    tif: str | None
+    kwargs: dict[str, Any]
+    client_id: str | None
+    extra: dict[str, Any]
+
+
 class RateLimited(Exception):
     """Over a rate limit (429) or banned for ignoring it (418)."""
 
@@ -92,7 +117,7 @@ class RateLimited(Exception):
         self.status, self.retry_after = status, retry_after
 
 
-class UpbitApi:
+class UpbitApi(UpbitErrors):
     """The Upbit REST facade bound to one :class:`SimState`.
 
     Subclassed by the Bithumb facade, which speaks the same protocol with other names.
@@ -120,7 +145,8 @@ class UpbitApi:
         self.verifier = JwtVerifier(
             self.credentials,
             self.jwt_errors,
-            state.clock.now,
+            # A held (late) request is checked against its arrival time, as the broker did.
+            lambda: request_time(state.clock),
             require_timestamp=self.require_timestamp,
             max_token_age=timedelta(seconds=max_age) if max_age is not None else None,
         )
@@ -129,7 +155,7 @@ class UpbitApi:
             strike_window=float(opts.get("strike_window", 60)),
             ban_seconds=float(opts.get("ban_seconds", 60)),
         )
-        self.throttle = GroupThrottle(self.rate_groups(), bans)
+        self.throttle = GroupThrottle(self.rate_groups(), bans, per_seconds=self.rate_windows())
         opts.setdefault("throttle", self.throttle)
 
     # ---- configuration ----------------------------------------------------------------------
@@ -153,7 +179,12 @@ class UpbitApi:
             "trades": quotation,
             "default": float(opts.get("exchange_rate", _EXCHANGE_RATE)),
             "order": self.order_rate,
+            "order-cancel-all": float(opts.get("cancel_all_rate", 1)),
         }
+
+    def rate_windows(self) -> dict[str, float]:
+        """Groups whose window is not one second: ``order-cancel-all`` is 1 request per 2 s."""
+        return {"order-cancel-all": 2.0}
 
     # ---- request plumbing -------------------------------------------------------------------
 
@@ -176,16 +207,22 @@ class UpbitApi:
 
         return decorate
 
-    def private(self, group: str = "default") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorate an exchange route: verify the JWT, count per account, pass both."""
+    def private(
+        self, group: str | Callable[[RequestParams], str] = "default"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate an exchange route: verify the JWT, count per account, pass both.
+
+        ``group`` may depend on the parameters (Bithumb counts a bulk cancel as a batch call).
+        """
 
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(view)
             def wrapper() -> ResponseReturnValue:
                 params = read_params(request)
-                g.sim_rate_group = group
+                chosen = group(params) if callable(group) else group
+                g.sim_rate_group = chosen
                 credential = self.verifier.verify(request.headers.get("Authorization"), params)
-                self._throttle(group, self.private_key(credential))
+                self._throttle(chosen, self.private_key(credential))
                 return view(credential, params)
 
             return wrapper
@@ -211,6 +248,16 @@ class UpbitApi:
         """Answer ``{"error": {"name", "message"}}``."""
         return jsonify(exc.body()), exc.status, exc.headers
 
+    def unknown_path(self, status: int, method: str, path: str) -> ResponseReturnValue:
+        """A path (or method) the venue does not serve, in the venue's error envelope.
+
+        [UNVERIFIED] Neither venue documents it; the numeric ``name`` follows the one framework
+        error captured from both (``{"error": {"name": 400, "message": "Missing request parameter
+        error. …"}}``, brokers/crypto.md §1.5, §2.4).
+        """
+        message = "Not Found" if status == 404 else "Method Not Allowed"
+        return jsonify({"error": {"name": status, "message": message}}), status
+
     def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
         """Answer 429 (or 418 when banned) in the configured body format."""
         if self.state.options.get("rate_limit_body", "text") == "json":
@@ -223,6 +270,7 @@ class UpbitApi:
         """Add the routes, the error handlers and the ``Remaining-Req`` header to ``app``."""
         app.register_error_handler(ApiError, self.handle_api_error)
         app.register_error_handler(RateLimited, self.handle_rate_limited)
+        answer_unknown_paths(app, self.unknown_path)
 
         @app.after_request
         def add_remaining_req(response: Response) -> Response:
@@ -309,6 +357,17 @@ class UpbitApi:
             ApiError: the venue's error for a malformed order, a broken rule, missing funds or a
                 reused client id.
         """
+        return self.submit(credential, self.order_request(params, order_type_field))
+
+    def order_request(self, params: RequestParams, order_type_field: str) -> OrderRequest:
+        """Check an order's parameters the venue's way, without touching any account.
+
+        Split from :meth:`submit` so that ``cancel_and_new`` can refuse a malformed new order
+        before it cancels the old one.
+
+        Raises:
+            ApiError: the venue's error for a malformed order.
+        """
         market = self.market(params)
         side_raw = params.get("side")
         if side_raw not in {"bid", "ask"}:
@@ -346,22 +405,32 @@ class UpbitApi:
                 raise ApiError(
                     400, "validation_error", "post_only order would be executed immediately"
                 )
-        client_id = params.get(self.client_id_field) or None
         extra = {
             "ord_type": ord_type,
             "time_in_force": tif,
             "smp_type": params.get("smp_type") or params.get("stp_type"),
             "requested_amount": str(price) if kwargs.get("quote_amount") is not None else None,
         }
+        return OrderRequest(
+            market, side, ord_type, tif, kwargs, params.get(self.client_id_field) or None, extra
+        )
+
+    def submit(self, credential: Credential, order: OrderRequest) -> Order:
+        """Hand a checked order to the engine; what cannot rest (market, IOC, FOK) is cancelled.
+
+        Raises:
+            ApiError: the venue's error for a broken rule, missing funds or a reused client id.
+        """
+        market, side = order.market, order.side
         engine = self.state.engine
         try:
-            order = engine.place_order(
+            placed = engine.place_order(
                 credential.account_id,
                 market.symbol,
                 side,
-                client_order_id=client_id,
-                extra=extra,
-                **kwargs,
+                client_order_id=order.client_id,
+                extra=order.extra,
+                **order.kwargs,
             )
         except UnknownInstrument:
             raise self.invalid("market") from None
@@ -373,72 +442,10 @@ class UpbitApi:
             raise ApiError(*self.insufficient_error(side, exc.asset)) from None
         except InvalidOrder as exc:
             raise ApiError(*self.rule_error(side, exc.rule, market)) from None
-        if order.is_open and (ord_type != "limit" or tif in {"ioc", "fok"}):
+        if placed.is_open and (order.ord_type != "limit" or order.tif in {"ioc", "fok"}):
             # Market and IOC/FOK orders never rest: what did not fill now is cancelled.
-            order = engine.cancel_order(credential.account_id, order.order_no)
-        return order
-
-    # ---- the venue's error names (overridden by Bithumb) ------------------------------------
-
-    def missing(self, field: str) -> ApiError:
-        """A required parameter is absent."""
-        return missing(field)
-
-    def invalid(self, field: str) -> ApiError:
-        """A parameter has a bad value."""
-        return invalid(field)
-
-    def decimal(self, params: RequestParams, field: str) -> Decimal | None:
-        """An optional positive decimal parameter (the venue's error if malformed)."""
-        try:
-            return parse_decimal(params, field)
-        except ApiError:
-            raise self.invalid(field) from None
-
-    def create_error(self, side: Side) -> tuple[int, str, str]:
-        """Order parameters that do not fit the order type."""
-        name = "create_bid_error" if side is Side.BUY else "create_ask_error"
-        return 400, name, "주문 요청 정보가 올바르지 않습니다. 파라미터 값이 올바른지 확인해주세요."
-
-    def duplicate_error(self) -> tuple[int, str, str]:
-        """A client id used before (Upbit: ever, even by a failed order)."""
-        return 400, "duplicate_identifier", "identifier 값이 중복되었습니다."
-
-    def insufficient_error(self, side: Side, asset: str) -> tuple[int, str, str]:
-        """Not enough free balance."""
-        name = "insufficient_funds_bid" if side is Side.BUY else "insufficient_funds_ask"
-        return 400, name, f"주문가능한 금액({asset})이 부족합니다."
-
-    def rule_error(
-        self, side: Side, rule: RuleViolated, market: SpotMarket
-    ) -> tuple[int, str, str]:
-        """A broken trading rule (tick, minimum order value, volume precision)."""
-        suffix = "bid" if side is Side.BUY else "ask"
-        if rule in {RuleViolated.PRICE_TICK, RuleViolated.PRICE}:
-            return (
-                400,
-                f"invalid_price_{suffix}",
-                "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
-            )
-        if rule is RuleViolated.MIN_NOTIONAL:
-            return self.min_total_error(side, market)
-        if rule is RuleViolated.ORDER_SHAPE:
-            return self.create_error(side)
-        return self.volume_error()
-
-    def min_total_error(self, side: Side, market: SpotMarket) -> tuple[int, str, str]:
-        """An order worth less than the market's minimum order value."""
-        suffix = "bid" if side is Side.BUY else "ask"
-        return (
-            400,
-            f"under_min_total_{suffix}",
-            "최소주문금액 이상으로 주문해주세요. "
-            f"({decimal_string(market.min_notional)} {market.quote})",
-        )
-
-    def volume_error(self) -> tuple[int, str, str]:
-        """Any other broken rule (the volume's precision or size)."""
-        return 400, "validation_error", "volume does not have a valid value"
+            placed = engine.cancel_order(credential.account_id, placed.order_no)
+        return placed
 
     # ---- routes -----------------------------------------------------------------------------
 
@@ -450,9 +457,13 @@ class UpbitApi:
         register_exchange_routes(self, app)
 
     def register_upbit_lists(self, app: Flask) -> None:
-        """Add the routes only Upbit has: ``/v1/ticker/all``, ``/v1/orders/open|closed``."""
+        """Add the routes only Upbit has (Bithumb lacks them).
+
+        ``/v1/ticker/all``, ``/v1/orders/open|closed``, the bulk cancel and cancel-and-new.
+        """
         register_ticker_all(self, app)
         register_order_lists(self, app)
+        register_cancel_routes(self, app)
 
     # ---- list helpers -----------------------------------------------------------------------
 

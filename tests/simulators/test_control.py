@@ -188,7 +188,10 @@ def test_path_prefix_and_listing_and_clearing(sim: tuple[SimState, ServerHandle]
     assert requests.get(f"{handle.url}/uapi/ping", timeout=TIMEOUT).status_code == 500
     pending = requests.get(f"{handle.url}/_sim/faults", timeout=TIMEOUT).json()["faults"]
     assert [(f["kind"], f["count"]) for f in pending] == [("http_status", 2)]
-    assert requests.delete(f"{handle.url}/_sim/faults", timeout=TIMEOUT).json() == {"cleared": 1}
+    assert requests.delete(f"{handle.url}/_sim/faults", timeout=TIMEOUT).json() == {
+        "cleared": 1,
+        "abandoned": 0,
+    }
     assert requests.get(f"{handle.url}/uapi/ping", timeout=TIMEOUT).status_code == 200
     assert add_fault(handle.url, kind="nope").status_code == 400
     assert add_fault(handle.url, kind="latency").status_code == 400

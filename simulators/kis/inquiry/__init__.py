@@ -8,7 +8,7 @@ the offset of the next row; ``ctx_area_fk100`` holds the query's filters, so a c
 uses the filters of its first page (the official daily-ccld sample shuffles them on page 2).
 
 The routes by concern: :mod:`~simulators.kis.inquiry.balance` (inquire-balance,
-inquire-psbl-order), :mod:`~simulators.kis.inquiry.history` (inquire-daily-ccld,
+inquire-psbl-order, inquire-psbl-sell), :mod:`~simulators.kis.inquiry.history` (inquire-daily-ccld,
 inquire-psbl-rvsecncl) and :mod:`~simulators.kis.inquiry.quotes` (inquire-price); what they share
 (paging, messages) is in :mod:`~simulators.kis.inquiry.conventions`.
 """

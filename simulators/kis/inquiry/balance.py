@@ -1,7 +1,12 @@
-"""KIS balance inquiries: holdings with today's trades (inquire-balance), orderable cash.
+"""KIS balance inquiries: holdings and cash (inquire-balance), orderable cash, sellable quantity.
 
-``inquire-balance`` pages (see :mod:`simulators.kis.inquiry`); ``inquire-psbl-order`` sizes the
-largest buy the cash allows at a price (the upper limit for a price-less order).
+``inquire-balance`` pages (see :mod:`simulators.kis.inquiry`). Its cash figures settle T+2
+(trading-days.md §3, :func:`simulators.krx_day.cash_figures`): ``dnca_tot_amt`` is today's cash
+(D+0), ``nxdy_excc_amt`` D+1 and ``prvs_rcdl_excc_amt`` D+2, which is what the engine holds now;
+``thdt_*`` are today's fills and ``bfdy_*`` the previous trading day's. ``inquire-psbl-order``
+sizes the largest buy the cash allows at a price (the upper limit for a price-less order), and
+``inquire-psbl-sell`` (매도가능수량조회, ``TTTC8408R``, [OFFICIAL] ``examples_llm/domestic_stock/
+inquire_psbl_sell``) answers one holding's sellable quantity in ``output``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, jsonify
 
-from simulators.engine import Side
 from simulators.kis.inquiry.conventions import (
     account_inquiry,
     done_message,
@@ -31,33 +35,27 @@ from simulators.kis.protocol import (
     ok,
 )
 from simulators.krx import Listing, price_limits
+from simulators.krx_day import CashFigures, cash_figures
 
-__all__ = ["BALANCE_TR_IDS", "PSBL_ORDER_TR_IDS", "register_balance_routes"]
+__all__ = ["BALANCE_TR_IDS", "PSBL_ORDER_TR_IDS", "PSBL_SELL_TR_IDS", "register_balance_routes"]
 
 BALANCE_TR_IDS: Final = {"TTTC8434R": "balance"}
 PSBL_ORDER_TR_IDS: Final = {"TTTC8908R": "psbl"}
+#: Real only in the official samples; the paper twin is accepted like inquire-psbl-rvsecncl's
+#: ([UNVERIFIED] whether the paper host serves it).
+PSBL_SELL_TR_IDS: Final = {"TTTC8408R": "psbl_sell"}
 
 _FEE_RATE: Final = Decimal("0.00015")
 
 
-def _today_fills(ctx: KisContext, account_id: str) -> dict[tuple[str, Side], Decimal]:
-    today = kst_now(ctx).date()
-    out: dict[tuple[str, Side], Decimal] = {}
-    for fill in ctx.state.engine.fills(account_id, start_date=today, end_date=today):
-        key = (fill.symbol, fill.side)
-        out[key] = out.get(key, Decimal(0)) + fill.quantity
-    return out
-
-
 def register_balance_routes(bp: Blueprint, ctx: KisContext) -> None:
-    """Add ``inquire-balance`` and ``inquire-psbl-order`` to the inquiry blueprint."""
+    """Add ``inquire-balance``, ``inquire-psbl-order`` and ``inquire-psbl-sell`` to ``bp``."""
     engine = ctx.state.engine
 
     @bp.get("/uapi/domestic-stock/v1/trading/inquire-balance")
     def inquire_balance() -> Response:
         credential = account_inquiry(ctx, BALANCE_TR_IDS)
-        view = engine.account(credential.account_id)
-        fills = _today_fills(ctx, credential.account_id)
+        view, cash = cash_figures(engine, ctx.rules.hours, credential.account_id, kst_now(ctx))
         holdings = sorted(
             (b for asset, b in view.balances.items() if asset in ctx.listings),
             key=lambda b: b.asset,
@@ -65,47 +63,38 @@ def register_balance_routes(bp: Blueprint, ctx: KisContext) -> None:
         rows: list[dict[str, str]] = []
         totals = {"pchs": Decimal(0), "evlu": Decimal(0)}
         for held in holdings:
-            bought = fills.get((held.asset, Side.BUY), Decimal(0))
-            sold = fills.get((held.asset, Side.SELL), Decimal(0))
-            if not held.total and not (bought or sold):
-                continue  # a holding sold out today stays listed with 0 until settlement
-            rows.append(_balance_row(ctx, ctx.listings[held.asset], held, bought, sold, totals))
-        cash = view.balances.get("KRW")
-        cash_total = cash.total if cash else Decimal(0)
-        today = kst_now(ctx).date()
-        buy_amt = sell_amt = fees = Decimal(0)
-        for fill in engine.fills(credential.account_id, start_date=today, end_date=today):
-            if fill.side is Side.BUY:
-                buy_amt += fill.notional
-            else:
-                sell_amt += fill.notional
-            fees += fill.fee + fill.tax
+            traded = held.asset in cash.today.sold or held.asset in cash.today.bought
+            if not held.total and not traded:
+                continue  # a holding sold out today stays listed with 0 until the day ends
+            rows.append(_balance_row(ctx, ctx.listings[held.asset], held, cash, totals))
+        d0, d1, d2 = cash.cash
+        today, before = cash.today, cash.previous
         summary = {
-            "dnca_tot_amt": krw(cash_total),
-            "nxdy_excc_amt": krw(cash_total),
-            "prvs_rcdl_excc_amt": krw(cash_total),
+            "dnca_tot_amt": krw(d0),
+            "nxdy_excc_amt": krw(d1),
+            "prvs_rcdl_excc_amt": krw(d2),
             "cma_evlu_amt": "0",
-            "bfdy_buy_amt": "0",
-            "thdt_buy_amt": krw(buy_amt),
+            "bfdy_buy_amt": krw(before.buy_amount),
+            "thdt_buy_amt": krw(today.buy_amount),
             "nxdy_auto_rdpt_amt": "0",
-            "bfdy_sll_amt": "0",
-            "thdt_sll_amt": krw(sell_amt),
+            "bfdy_sll_amt": krw(before.sell_amount),
+            "thdt_sll_amt": krw(today.sell_amount),
             "d2_auto_rdpt_amt": "0",
-            "bfdy_tlex_amt": "0",
-            "thdt_tlex_amt": krw(fees),
+            "bfdy_tlex_amt": krw(before.costs),
+            "thdt_tlex_amt": krw(today.costs),
             "tot_loan_amt": "0",
             "scts_evlu_amt": krw(totals["evlu"]),
-            "tot_evlu_amt": krw(cash_total + totals["evlu"]),
-            "nass_amt": krw(cash_total + totals["evlu"]),
+            "tot_evlu_amt": krw(d2 + totals["evlu"]),
+            "nass_amt": krw(d2 + totals["evlu"]),
             "fncg_gld_auto_rdpt_yn": "",
             "pchs_amt_smtl_amt": krw(totals["pchs"]),
             "evlu_amt_smtl_amt": krw(totals["evlu"]),
             "evlu_pfls_smtl_amt": krw(totals["evlu"] - totals["pchs"]),
             "tot_stln_slng_chgs": "0",
-            "bfdy_tot_asst_evlu_amt": krw(cash_total + totals["pchs"]),
+            "bfdy_tot_asst_evlu_amt": krw(d2 + totals["pchs"]),
             "asst_icdc_amt": krw(totals["evlu"] - totals["pchs"]),
             "asst_icdc_erng_rt": rate(
-                totals["evlu"] - totals["pchs"], cash_total + totals["pchs"], "0.00000001"
+                totals["evlu"] - totals["pchs"], d2 + totals["pchs"], "0.00000001"
             ),
         }
         filters = f"{credential.account_number}^{credential.product_code}^{arg('INQR_DVSN')}^"
@@ -147,16 +136,59 @@ def register_balance_routes(bp: Blueprint, ctx: KisContext) -> None:
         }
         return jsonify(ok({"output": output}, *done_message(ctx)))
 
+    @bp.get("/uapi/domestic-stock/v1/trading/inquire-psbl-sell")
+    def inquire_psbl_sell() -> Response:
+        credential = account_inquiry(ctx, PSBL_SELL_TR_IDS)
+        symbol = arg("PDNO").strip()
+        if not symbol:
+            raise input_error("PDNO")
+        listing = ctx.listings.get(symbol)
+        if listing is None:
+            raise KisReject("symbol", paper=ctx.paper)
+        output = _psbl_sell_output(ctx, credential.account_id, listing)
+        # The official sample pages this one: it reads the tr_cont header (a single page: "D").
+        return paged(ok({"output": output}, *done_message(ctx)), "D")
+
+
+def _psbl_sell_output(ctx: KisContext, account_id: str, listing: Listing) -> dict[str, str]:
+    """매도가능수량조회 ``output``: one holding (zeros when not held).
+
+    ``buy_qty``/``sll_qty`` are read as today's bought and sold quantities, ``nsvg_qty``
+    (비저축수량) as the whole holding: the sample names the fields only ([UNVERIFIED] meanings).
+    """
+    engine = ctx.state.engine
+    _, cash = cash_figures(engine, ctx.rules.hours, account_id, kst_now(ctx))
+    held = engine.balance(account_id, listing.symbol)
+    price = engine.price(listing.symbol)
+    purchase = (held.total * held.avg_price).to_integral_value(rounding=ROUND_DOWN)
+    value = held.total * price
+    return {
+        "pdno": listing.symbol,
+        "buy_qty": krw(cash.today.bought.get(listing.symbol, Decimal(0))),
+        "sll_qty": krw(cash.today.sold.get(listing.symbol, Decimal(0))),
+        "cblc_qty": krw(held.total),
+        "nsvg_qty": krw(held.total),
+        "ord_psbl_qty": krw(held.available),
+        "pchs_avg_pric": str(held.avg_price.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)),
+        "pchs_amt": krw(purchase),
+        "now_pric": krw(price),
+        "evlu_amt": krw(value),
+        "evlu_pfls_amt": krw(value - purchase),
+        "evlu_pfls_rt": rate(value - purchase, purchase),
+    }
+
 
 def _balance_row(
     ctx: KisContext,
     listing: Listing,
     held: Any,
-    bought: Decimal,
-    sold: Decimal,
+    cash: CashFigures,
     totals: dict[str, Decimal],
 ) -> dict[str, str]:
     engine = ctx.state.engine
+    symbol = listing.symbol
+    bought = cash.today.bought.get(symbol, Decimal(0))
+    sold = cash.today.sold.get(symbol, Decimal(0))
     price = engine.price(listing.symbol)
     base = base_price(ctx, listing.symbol)
     avg = held.avg_price
@@ -168,8 +200,8 @@ def _balance_row(
         "pdno": listing.symbol,
         "prdt_name": listing.name,
         "trad_dvsn_name": "현금",
-        "bfdy_buy_qty": "0",
-        "bfdy_sll_qty": "0",
+        "bfdy_buy_qty": krw(cash.previous.bought.get(symbol, Decimal(0))),
+        "bfdy_sll_qty": krw(cash.previous.sold.get(symbol, Decimal(0))),
         "thdt_buyqty": krw(bought),
         "thdt_buy_qty": krw(bought),
         "thdt_sll_qty": krw(sold),

@@ -1,9 +1,18 @@
 """KIS order inquiries: the daily order history and the orders that can still be changed.
 
-``inquire-daily-ccld`` lists the orders of a date range with their fills; ``inquire-psbl-rvsecncl``
-the open orders that can still be amended or cancelled.
+``inquire-daily-ccld`` lists the orders of a date range (``INQR_STRT_DT``..``INQR_END_DT``, KST
+order dates) with their fills; ``inquire-psbl-rvsecncl`` today's open orders that can still be
+amended or cancelled.
 
-Cancels are listed as orders of their own (KIS gives a cancel its own order number).
+Cancels are listed as orders of their own (KIS gives a cancel its own order number). Order numbers
+restart every trading day, so an ``ODNO`` filter matches one order per day of the range. A day
+order that lapsed at its session's close keeps its row; how it reads is the switch
+``expired_in_history`` (:data:`simulators.krx_day.EXPIRED_IN_HISTORY`): by default ``rmn_qty`` 0
+and the remainder in ``cnc_cfrm_qty`` (trading-days.md §2.3 suggests it; [UNVERIFIED]).
+
+Both generations of the history TR are served alike: ``TTTC0081R`` (≤ 3 months) and
+``CTSC9215R`` (older), with their paper twins; the simulator does not hold back today's rows from
+the older one (the real one may lag during the session) nor limit the newer one to 3 months.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from simulators.kis.inquiry.conventions import (
     page_message,
     paged,
 )
+from simulators.kis.orders import DIVISION_NAMES
 from simulators.kis.protocol import (
     CancelRecord,
     Credential,
@@ -139,7 +149,7 @@ def _ccld_rows(
         if wanted_side is not None and order.side is not wanted_side:
             continue
         filled = order.filled_quantity
-        remaining = order.remaining_quantity or Decimal(0)
+        remaining = _shown_remaining(ctx, order)
         if (ccld == "01" and not filled) or (ccld == "02" and not remaining):
             continue
         if odno and odno.zfill(10) != order.order_no:
@@ -199,17 +209,36 @@ def _common_row(ctx: KisContext, symbol: str) -> dict[str, str]:
     }
 
 
+def _lapsed_as_cancelled(ctx: KisContext, order: Order) -> bool:
+    return (
+        order.status is OrderStatus.EXPIRED and ctx.rules.expired_in_history == "cancel_confirmed"
+    )
+
+
+def _shown_remaining(ctx: KisContext, order: Order) -> Decimal:
+    """``rmn_qty``: what is left, or for a lapsed order what lapsed (``expired_in_history``)."""
+    if order.status is OrderStatus.EXPIRED and not _lapsed_as_cancelled(ctx, order):
+        return order.expired_quantity
+    return order.remaining_quantity or Decimal(0)
+
+
 def _ccld_order_row(ctx: KisContext, order: Order) -> dict[str, str]:
     division = _division_code(order)
     code, name = _side_codes(order.side, "정정" if order.original_order_no else "")
     avg = order.average_price or Decimal(0)
-    cancelled = order.cancelled_quantity if order.status is OrderStatus.CANCELLED else Decimal(0)
+    if order.status is OrderStatus.CANCELLED:
+        cancelled = order.cancelled_quantity
+    elif _lapsed_as_cancelled(ctx, order):
+        cancelled = order.cancelled_quantity + order.expired_quantity
+    else:
+        cancelled = Decimal(0)
+    closed = order.status is OrderStatus.CANCELLED or _lapsed_as_cancelled(ctx, order)
     return {
         **_common_row(ctx, order.symbol),
         "ord_dt": _kst_date(order.created_at),
         "odno": order.order_no,
         "orgn_odno": order.original_order_no or "",
-        "ord_dvsn_name": {"00": "지정가", "01": "시장가"}.get(division, "지정가"),
+        "ord_dvsn_name": DIVISION_NAMES.get(division, "지정가"),
         "sll_buy_dvsn_cd": code,
         "sll_buy_dvsn_cd_name": name,
         "ord_qty": krw(order.quantity or 0),
@@ -218,11 +247,11 @@ def _ccld_order_row(ctx: KisContext, order: Order) -> dict[str, str]:
         "tot_ccld_qty": krw(order.filled_quantity),
         "avg_prvs": krw(avg.to_integral_value(rounding=ROUND_HALF_UP)),
         "cncl_yn": "N",
-        "ccld_yn": "Y" if order.status is OrderStatus.CANCELLED else "N",
+        "ccld_yn": "Y" if closed else "N",
         "tot_ccld_amt": krw(order.filled_notional),
         "ord_dvsn_cd": division,
         "cnc_cfrm_qty": krw(cancelled),
-        "rmn_qty": krw(order.remaining_quantity or 0),
+        "rmn_qty": krw(_shown_remaining(ctx, order)),
         "excg_id_dvsn_cd": str(order.extra.get("exchange", "KRX")),
         "_fees": krw(order.fees + order.taxes),
     }

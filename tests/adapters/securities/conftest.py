@@ -77,10 +77,16 @@ class AdapterTokens:
 
 @pytest.fixture
 def start_sim() -> Iterator[Callable[..., Sim]]:
-    """Start simulators (``start_sim(create_app, **options)``); all stopped after the test."""
+    """Start simulators (``start_sim(create_app, **options)``); all stopped after the test.
+
+    The simulators run on the wall clock, as the adapters (and the clients they imitate) check
+    token expiry and look history up by their own clock; so the KRX sessions are off
+    (``market_hours="always"``: any hour is a trading hour, orders lapse at midnight KST).
+    """
     started: list[Sim] = []
 
     def start(create_app: Callable[..., Any], **options: Any) -> Sim:
+        options.setdefault("market_hours", "always")
         sim = Sim(serve_in_thread(create_app(**options)))
         started.append(sim)
         return sim

@@ -8,21 +8,42 @@ The simulators run on the real clock here: the clients sign with the wall-clock 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
+from simulators.registry import create_simulator
 from simulators.server import ServerHandle, serve_in_thread
 
 TIMEOUT = 5
 UPBIT_HOST = "https://api.upbit.com"
 
 
-def _serve(module: Any, body: dict[str, Any]) -> Iterator[ServerHandle]:
-    handle = serve_in_thread(module.create_app(seed=11))
-    resp = requests.post(f"{handle.url}/_sim/accounts", json=body, timeout=TIMEOUT)
+#: The one account each simulator gets, as ``POST /_sim/accounts`` takes it.
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "upbit": {
+        "access_key": "UPBIT-ACCESS",
+        "secret_key": "UPBIT-SECRET-0123456789abcdef0123456789",
+        "balances": {"KRW": "50000000", "BTC": "1"},
+    },
+    "bithumb": {
+        "access_key": "BITHUMB-ACCESS",
+        "secret_key": "BITHUMB-SECRET-0123456789abcdef01234567",
+        "balances": {"KRW": "50000000", "BTC": "1"},
+    },
+    "binance": {
+        "api_key": "BINANCE-KEY",
+        "secret_key": "BINANCE-SECRET",
+        "balances": {"USDT": "100000", "BTC": "1"},
+    },
+}
+
+
+def _serve(name: str) -> Iterator[ServerHandle]:
+    handle = serve_in_thread(create_simulator(name, seed=11))
+    resp = requests.post(f"{handle.url}/_sim/accounts", json=ACCOUNTS[name], timeout=TIMEOUT)
     assert resp.status_code == 201, resp.text
     yield handle
     handle.stop()
@@ -31,46 +52,34 @@ def _serve(module: Any, body: dict[str, Any]) -> Iterator[ServerHandle]:
 @pytest.fixture(scope="module")
 def upbit_server() -> Iterator[ServerHandle]:
     """The Upbit simulator with one account (module scope: the clients keep state there)."""
-    import simulators.upbit as upbit
-
-    yield from _serve(
-        upbit,
-        {
-            "access_key": "UPBIT-ACCESS",
-            "secret_key": "UPBIT-SECRET-0123456789abcdef0123456789",
-            "balances": {"KRW": "50000000", "BTC": "1"},
-        },
-    )
+    yield from _serve("upbit")
 
 
 @pytest.fixture(scope="module")
 def bithumb_server() -> Iterator[ServerHandle]:
     """The Bithumb simulator with one account."""
-    import simulators.bithumb as bithumb
-
-    yield from _serve(
-        bithumb,
-        {
-            "access_key": "BITHUMB-ACCESS",
-            "secret_key": "BITHUMB-SECRET-0123456789abcdef01234567",
-            "balances": {"KRW": "50000000", "BTC": "1"},
-        },
-    )
+    yield from _serve("bithumb")
 
 
 @pytest.fixture(scope="module")
 def binance_server() -> Iterator[ServerHandle]:
     """The Binance simulator with one account."""
-    import simulators.binance as binance
+    yield from _serve("binance")
 
-    yield from _serve(
-        binance,
-        {
-            "api_key": "BINANCE-KEY",
-            "secret_key": "BINANCE-SECRET",
-            "balances": {"USDT": "100000", "BTC": "1"},
-        },
-    )
+
+@pytest.fixture
+def fresh_server() -> Iterator[Callable[[str], ServerHandle]]:
+    """Start a simulator of its own for one test (empty order book, fresh rate limits)."""
+    running: list[Iterator[ServerHandle]] = []
+
+    def start(name: str) -> ServerHandle:
+        served = _serve(name)
+        running.append(served)
+        return next(served)
+
+    yield start
+    for served in running:
+        next(served, None)
 
 
 @pytest.fixture

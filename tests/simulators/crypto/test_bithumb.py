@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -189,3 +189,87 @@ def test_token_age_limit_follows_the_sim_clock(bithumb: tuple[str, UpbitClient])
     assert error(
         requests.get(f"{base}/v1/accounts", headers={"Authorization": old}, timeout=TIMEOUT)
     ) == (401, "expired_jwt")
+
+
+# ---- POST /v2/orders/cancel (bulk, and the single-cancel form), unknown paths ----------------
+
+
+def post_lists(client: UpbitClient, path: str, body: dict[str, Any]) -> requests.Response:
+    """A signed JSON POST whose hash covers repeated keys (``order_ids=a&order_ids=b``)."""
+    assert client.server_ms is not None
+    token = upbit_token(
+        client.access_key,
+        client.secret_key,
+        urlencode(body, doseq=True),
+        timestamp=client.server_ms(),
+    )
+    return requests.post(
+        f"{client.base}{path}", json=body, headers={"Authorization": token}, timeout=TIMEOUT
+    )
+
+
+def resting_bid(client: UpbitClient, price: str, client_order_id: str | None = None) -> str:
+    body = {"market": "KRW-BTC", "side": "bid", "order_type": "limit", "price": price}
+    if client_order_id:
+        body["client_order_id"] = client_order_id
+    created = client.post("/v2/orders", {**body, "volume": "0.001"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["order_id"])
+
+
+def test_bulk_cancel_by_order_ids_reports_each(bithumb: tuple[str, UpbitClient]) -> None:
+    base, client = bithumb
+    pin(base, "KRW-BTC", "100000000")
+    first, second = resting_bid(client, "90000000"), resting_bid(client, "89000000")
+    unknown = "C0101999999999999999"
+    resp = post_lists(client, "/v2/orders/cancel", {"order_ids": [first, unknown, second]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [row["order_id"] for row in body["success"]] == [first, second]
+    assert set(body["success"][0]) == {"order_id", "created_at"}
+    assert body["fail"] == [
+        {
+            "order_id": unknown,
+            "error": {"name": "order_not_found", "message": "주문을 찾지 못했습니다."},
+        }
+    ]
+    states = {client.get("/v1/order", {"uuid": o}).json()["state"] for o in (first, second)}
+    assert states == {"cancel"}
+
+
+def test_bulk_cancel_by_client_ids_and_the_single_form(bithumb: tuple[str, UpbitClient]) -> None:
+    base, client = bithumb
+    pin(base, "KRW-BTC", "100000000")
+    one = resting_bid(client, "90000000", "c-1")
+    two = resting_bid(client, "89000000", "c-2")
+    resp = post_lists(client, "/v2/orders/cancel", {"client_order_ids": ["c-1"]}).json()
+    assert resp["success"][0] | {"created_at": None} == {
+        "order_id": one,
+        "client_order_id": "c-1",
+        "created_at": None,
+    }
+    single = client.post("/v2/orders/cancel", {"order_id": two})  # the other doc's single cancel
+    assert single.status_code == 200 and set(single.json()) == {"order_id", "created_at"}
+    assert client.get("/v1/order", {"uuid": two}).json()["state"] == "cancel"
+    both = post_lists(client, "/v2/orders/cancel", {"order_ids": [one], "client_order_ids": ["x"]})
+    assert error(both) == (400, "invalid_parameter")
+    too_many = post_lists(client, "/v2/orders/cancel", {"order_ids": [one] * 21})
+    assert error(too_many) == (400, "invalid_parameter")
+
+
+def test_bulk_cancel_counts_in_the_batch_group(serve: Serve) -> None:
+    base = serve(create_app(seed=3, clock=frozen_clock(), batch_rate=1, ban_after=100)).url
+    create_account(base, {"access_key": "bk", "secret_key": "bs", "balances": {"KRW": "1000000"}})
+    client = UpbitClient(base, "bk", "bs", with_timestamp=True)
+    client.server_ms = lambda: NOW_MS
+    assert post_lists(client, "/v2/orders/cancel", {"order_ids": ["C1"]}).status_code == 200
+    limited = post_lists(client, "/v2/orders/cancel", {"order_ids": ["C1"]})
+    assert error(limited) == (429, "too_many_requests")
+    assert client.delete("/v2/order", {"order_id": "C1"}).status_code == 404  # other group
+
+
+def test_unknown_path_answers_bithumbs_json_error(bithumb: tuple[str, UpbitClient]) -> None:
+    base, _ = bithumb
+    resp = requests.get(f"{base}/v1/orders/open", timeout=TIMEOUT)  # Upbit's, not Bithumb's
+    assert resp.status_code == 404
+    assert resp.json() == {"error": {"name": 404, "message": "Not Found"}}
