@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 __all__ = ["create_app"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -43,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_request_hooks(app)
     _init_extensions(app)
     _register_error_handlers(app)
+    _init_routing(app)
     _register_blueprints(app)
     _register_cli(app)
     return app
@@ -116,7 +124,18 @@ def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+    @app.before_request
+    def refuse_large_bodies() -> None:
+        # Werkzeug refuses a body over MAX_CONTENT_LENGTH when a view reads it (and a streamed
+        # one past the limit); this answers every request whose declared length is over it, read
+        # or not, before any work. Either way: a 413 problem, and the body is never read whole.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge(
+                f"The body is larger than {limit} bytes (GATEWAY_MAX_CONTENT_LENGTH)."
+            )
 
     @app.after_request
     def add_standard_headers(response: Response) -> Response:
@@ -126,7 +145,26 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.path.startswith("/api/") and request.path != "/api/v1/docs":
             response.headers.setdefault("Cache-Control", "no-store")
+        if request.path == "/api/v1/docs":
+            # The docs page reaches nothing but the gateway: Redoc is served from our static
+            # folder, and its badge's logo (on Redocly's CDN) is refused, not fetched.
+            response.headers.setdefault("Content-Security-Policy", _DOCS_CSP)
         return response
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    r"""Werkzeug's ``int`` converter with ASCII digits only.
+
+    Its ``\d+`` takes any script's digits and ``int()`` reads them, so ``/accounts/１`` (full
+    width) and ``/accounts/١`` (Arabic-Indic) would both name account 1.
+    """
+
+    regex = r"[0-9]+"
+
+
+def _init_routing(app: Flask) -> None:
+    # Before any rule is added: a rule binds its converter when it is registered.
+    app.url_map.converters["int"] = AsciiIntegerConverter
 
 
 def _register_blueprints(app: Flask) -> None:

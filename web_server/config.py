@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from web_server.errors import ConfigError
 
@@ -39,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "HOLDINGS_MAX_AGE_SECONDS": 30,
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 300,
+    # The largest request body read, in bytes; a larger one is a 413 problem before it is read.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Broker hosts an account's base_url may name besides the brokers' official ones (and, outside
+    # production, loopback): origins such as "https://openapi.example.com:9443".
+    "BROKER_URL_ALLOWLIST": [],
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": True,
@@ -46,7 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": 3600,
     # A token refresh holds up to three connections at once (the app key's lock, the token row,
     # the issuance window); the pool leaves room for a burst of them beside ordinary requests.
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20},
+    # Waits are bounded (a free connection, a connect), so an outage answers 503 in seconds.
+    "SQLALCHEMY_ENGINE_OPTIONS": {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_timeout": 5,
+        "connect_args": {"connect_timeout": 5},
+    },
     # flask-smorest / OpenAPI
     "API_TITLE": "Trading account gateway",
     "API_VERSION": "v1",
@@ -54,7 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_REDOC_PATH": "docs",
-    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+    # Served by the gateway itself (vendored from npm's redoc 2.5.4): the docs work offline.
+    "OPENAPI_REDOC_URL": "/static/vendor/redoc/redoc.standalone.js",
     "BROKERS": {},
 }
 
@@ -66,8 +80,11 @@ def load(config: dict[str, Any], overrides: dict[str, Any] | None) -> None:
     """Fill ``config`` from defaults, the environment and ``overrides``, in that order."""
     for key, value in DEFAULTS.items():
         # A copy: the environment loader nests into dicts in place (GATEWAY_BROKERS__…), and
-        # one app's brokers must not leak into the next app made in the same process.
-        config.setdefault(key, copy.deepcopy(value))
+        # one app's brokers must not leak into the next app made in the same process. An
+        # assignment, not setdefault: Flask's own defaults (SESSION_COOKIE_SECURE=False,
+        # SESSION_COOKIE_SAMESITE=None, MAX_CONTENT_LENGTH=None) are already in a new app's
+        # config and must give way to the gateway's.
+        config[key] = copy.deepcopy(value)
     kept = {key: config.get(key, False) for key in _FORBIDDEN_FROM_ENV}
     config.from_prefixed_env("GATEWAY")  # type: ignore[attr-defined]
     config.update(kept)
@@ -114,8 +131,51 @@ def validate(config: dict[str, Any]) -> None:
             "live 24 h and KIS hands back the same token for 6 h after issuing it, so a refresh "
             "earlier than 18 h before expiry would get the old token again (default 21600)."
         )
+    _validate_request_limits(config)
+    _validate_broker_allowlist(config)
     if not isinstance(config.get("BROKERS"), dict):
         raise ConfigError(
             "GATEWAY_BROKERS must be a mapping; set one URL with "
             "GATEWAY_BROKERS__KIS__REAL_URL=https://… (double underscores nest)."
         )
+
+
+def _validate_request_limits(config: dict[str, Any]) -> None:
+    limit = config.get("MAX_CONTENT_LENGTH")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1024 <= limit <= 16 * 2**20:
+        raise ConfigError(
+            "GATEWAY_MAX_CONTENT_LENGTH must be a number of bytes from 1024 to 16777216 (the "
+            "largest request body the gateway reads; default 65536)."
+        )
+
+
+def _validate_broker_allowlist(config: dict[str, Any]) -> None:
+    allowlist = config.get("BROKER_URL_ALLOWLIST")
+    if isinstance(allowlist, str):
+        # One origin, or several separated by commas, are as welcome as a JSON list.
+        allowlist = [item.strip() for item in allowlist.split(",") if item.strip()]
+        config["BROKER_URL_ALLOWLIST"] = allowlist
+    how = (
+        "GATEWAY_BROKER_URL_ALLOWLIST must be a list of https origins, e.g. "
+        "'[\"https://openapi.example.com:9443\"]' (scheme, host and port; no path, user or "
+        "query)"
+    )
+    if not isinstance(allowlist, list | tuple):
+        raise ConfigError(how + ".")
+    for origin in allowlist:
+        parts = urlsplit(origin) if isinstance(origin, str) else None
+        try:
+            _ = parts and parts.port  # a port that is not a number raises here
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme != "https"
+            or not parts.hostname
+            or parts.username
+            or parts.password
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(f"{how}; {origin!r} is not one.")

@@ -1,19 +1,37 @@
-"""The declarative base every model shares.
+"""The declarative base every model shares, and riding out a lost database connection.
 
 The naming convention makes constraint names predictable, so migrations written by hand and the
 models agree on them (``flask db check`` compares the two). Money and quantities map to
 ``NUMERIC``; every timestamp is ``timestamptz``.
+
+:func:`retry_unavailable` runs a unit of database work again while the database is unreachable,
+with a bounded, jittered back-off. It is for work whose result must not be lost with a connection
+— an order's placement recording what the broker answered — and is safe only for work that can
+run twice: each attempt is its own transaction, so an attempt either committed or did nothing, and
+the work checks first whether an earlier attempt whose commit acknowledgement was lost already
+did it. Everything else lets the error reach ``web_server.errors``, which answers 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, registry
+
+from web_server.errors import DatabaseUnavailable, is_database_unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,6 +40,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+#: The first pause after a failure, and the longest; pauses double in between, with jitter so
+#: that a burst of requests cut at the same instant does not come back at the same instant.
+FIRST_PAUSE = 0.05
+LONGEST_PAUSE = 1.0
 
 
 class Base(DeclarativeBase):
@@ -37,3 +60,60 @@ class Base(DeclarativeBase):
             dict[str, Any]: JSONB(),
         },
     )
+
+
+def retry_unavailable(
+    work: Callable[[], T],
+    *,
+    budget: float,
+    what: str,
+    on_failure: Callable[[], None] | None = None,
+    retry_on: tuple[type[Exception], ...] = (),
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Return ``work()``, calling it again while the database is unavailable, for ``budget`` s.
+
+    Args:
+        work: one transaction's worth of work that may run twice (see the module docstring).
+        budget: seconds after which the last failure is given up on.
+        what: what the work is, for the log.
+        on_failure: called after each failed attempt (to roll a shared session back).
+        retry_on: other exceptions that mean "not now, try again" (a lock someone else holds).
+        sleep: how to pause (tests pass a fake).
+
+    Raises:
+        DatabaseUnavailable: the database still failed when the budget ran out.
+        Exception: one of ``retry_on`` still happened when the budget ran out, or any other
+            error at once.
+    """
+    deadline = time.monotonic() + budget
+    pause = FIRST_PAUSE
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return work()
+        except Exception as exc:
+            if not isinstance(exc, retry_on) and not is_database_unavailable(exc):
+                raise
+            if on_failure is not None:
+                try:
+                    on_failure()
+                except Exception as cleanup:  # noqa: BLE001 - the connection is gone anyway
+                    log.debug("%s: cleanup after a lost connection failed: %r", what, cleanup)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("%s: still failing after %d attempts; giving up", what, attempt)
+                if is_database_unavailable(exc):
+                    raise DatabaseUnavailable() from exc
+                raise
+            wait = min(random.uniform(pause / 2, pause), left)  # noqa: S311 - jitter, not crypto
+            log.info(
+                "%s: %s; attempt %d in %.2f s",
+                what,
+                type(exc).__name__,
+                attempt + 1,
+                wait,
+            )
+            sleep(wait)
+            pause = min(pause * 2, LONGEST_PAUSE)

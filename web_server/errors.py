@@ -10,12 +10,15 @@ the app imports every error from here. The tree with HTTP statuses::
     ├── ConfigError                      config_error             500  (start-up: bad settings)
     ├── SecretUnreadable                 secret_unreadable        500  (missing or wrong key)
     ├── BadRequest                       bad_request              400
+    │   └── InvalidJson                  invalid_json             400  (unparseable, too deep, …)
     ├── Unauthorized                     unauthorized             401
     ├── Forbidden                        forbidden                403
     ├── NotFound                         not_found                404
     ├── MethodNotAllowed                 method_not_allowed       405
-    ├── Conflict                         conflict                 409
-    │   └── IdempotencyConflict          idempotency_conflict     409
+    ├── Conflict                         conflict                 409  (retry_after: passing)
+    │   ├── IdempotencyConflict          idempotency_conflict     409
+    │   └── OrderInFlight                order_in_flight          409  (retry_after)
+    ├── DatabaseUnavailable              database_unavailable     503  (retry_after)
     ├── ValidationFailed                 validation_failed        422
     │   └── SymbolNotTradable            symbol_*                 422  (see subclasses)
     └── BrokerError                      broker_error             502  (carries broker, broker_code)
@@ -39,14 +42,23 @@ carry ``http_status``; :func:`http_status` reads both, and nothing else decides 
 exception, exactly once: RFC 9457 ``application/problem+json`` for the API and JSON clients, an HTML
 page for the operator's browser. An unexpected exception answers a generic 500 that never contains
 the exception's text (it may hold SQL, payloads or secrets); the text goes to the log only.
+
+A lost, refused or exhausted database connection is not a bug but an outage, and the client
+should simply come back: whatever raised it (SQLAlchemy, psycopg directly, the pool),
+:func:`is_database_unavailable` recognises it and it answers as :class:`DatabaseUnavailable`,
+503. Every 429 and 503 carries ``Retry-After`` (the error's ``retry_after``, else one second), and
+so does any error that says waiting helps (a 409 "still at the broker").
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, g, jsonify, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from brokers.errors import (
@@ -80,27 +92,34 @@ __all__ = [
     "BrokerUnavailable",
     "ConfigError",
     "Conflict",
+    "DatabaseUnavailable",
     "DuplicateOrder",
     "Forbidden",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientFunds",
+    "InvalidJson",
     "InvalidOrder",
     "MarketClosed",
     "MethodNotAllowed",
     "NotFound",
+    "OrderInFlight",
     "OrderNotFound",
     "OrderStateUnknown",
     "SecretUnreadable",
     "Unauthorized",
     "ValidationFailed",
     "http_status",
+    "is_database_unavailable",
     "problem_response",
     "register_error_handlers",
+    "retry_after_header",
 ]
 
 PROBLEM_TYPE_BASE = "https://errors.trading-gateway.dev/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+#: Seconds a client is told to wait when an error gives no better estimate.
+DEFAULT_RETRY_AFTER = 1
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +163,13 @@ class SecretUnreadable(GatewayError):
     title = "Stored secret cannot be decrypted"
 
 
+class InvalidJson(BadRequest):
+    """The body is not JSON the gateway reads (malformed, too deep, huge number, duplicate key)."""
+
+    code = "invalid_json"
+    title = "Invalid JSON body"
+
+
 class Unauthorized(GatewayError):
     """No or bad credentials."""
 
@@ -177,11 +203,33 @@ class MethodNotAllowed(GatewayError):
 
 
 class Conflict(GatewayError):
-    """The request conflicts with the resource's state."""
+    """The request conflicts with the resource's state.
+
+    ``retry_after`` (seconds) says that the conflict is passing (another request is working on
+    the resource) and when to come back; it becomes the ``Retry-After`` header.
+    """
 
     code = "conflict"
     http_status = 409
     title = "Conflict"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        errors: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, errors=errors, extra=extra)
+        self.retry_after = retry_after
+
+    def problem_fields(self) -> dict[str, Any]:
+        """Add ``retry_after`` when waiting helps."""
+        fields = super().problem_fields()
+        if self.retry_after is not None:
+            fields["retry_after"] = self.retry_after
+        return fields
 
 
 class IdempotencyConflict(Conflict):
@@ -189,6 +237,81 @@ class IdempotencyConflict(Conflict):
 
     code = "idempotency_conflict"
     title = "Idempotency key reused with a different request"
+
+
+class OrderInFlight(Conflict):
+    """The first request with this idempotency key has not settled its order yet.
+
+    No order id is handed out until the order has left PENDING_SUBMIT: until then the broker may
+    still refuse it before acting (rate limit, outage), and the attempt is withdrawn so the same
+    key can start over.
+    """
+
+    code = "order_in_flight"
+    title = "Order still being placed"
+
+
+class DatabaseUnavailable(GatewayError):
+    """The database could not be reached, dropped the connection, or had no connection free.
+
+    Transient: nothing the request did is half-done (writes are transactions; an order's
+    placement records what it learned once the database answers again), so the same request
+    may be sent again after ``retry_after`` seconds.
+    """
+
+    code = "database_unavailable"
+    http_status = 503
+    title = "Database unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float = DEFAULT_RETRY_AFTER,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            detail or "The database is not answering right now; retry shortly.", extra=extra
+        )
+        self.retry_after = retry_after
+
+    def problem_fields(self) -> dict[str, Any]:
+        """Add ``retry_after``."""
+        return {**super().problem_fields(), "retry_after": self.retry_after}
+
+
+# What a lost, refused or exhausted connection raises: SQLAlchemy's wrappers of psycopg's errors
+# (OperationalError covers a refused or cut connection, an administrator's termination and the
+# server shutting down; InterfaceError a connection already closed), the pool's TimeoutError when
+# no connection came free in ``pool_timeout``, and psycopg's own errors where code uses psycopg
+# directly (the symbol cache).
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Tell whether ``exc`` means the database could not be used right now (not a bug).
+
+    Besides the errors above, a ``DBAPIError`` that invalidated its connection counts, and so
+    does a ``PendingRollbackError`` (a session used again after such a failure) whose cause does.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if not isinstance(current, sa_exc.PendingRollbackError | sa_exc.StatementError):
+            return False
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class ValidationFailed(GatewayError):
@@ -252,13 +375,31 @@ def _render(status: int, code: str, title: str, detail: str, extra: dict[str, An
     return problem_response(status, code, title, detail, extra)
 
 
+def retry_after_header(seconds: float | None) -> str:
+    """Return ``seconds`` as a ``Retry-After`` value: whole seconds, at least one (RFC 9110)."""
+    if seconds is None or not math.isfinite(seconds):
+        return str(DEFAULT_RETRY_AFTER)
+    return str(max(1, math.ceil(seconds)))
+
+
 def _handle_gateway_error(exc: GatewayError) -> Any:
     status = http_status(exc)
-    if status >= 500:
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("%s: %s", exc.code, exc.detail)  # an outage, not a bug: no traceback
+    elif status >= 500:
         log.error("%s: %s", exc.code, exc.detail)
+    return _respond(exc, status)
+
+
+def _respond(exc: GatewayError, status: int) -> Response:
     response = _render(status, exc.code, exc.title, exc.detail, exc.problem_fields())
-    if status == 401 and isinstance(response, Response):
+    if isinstance(response, tuple):
+        response = Response(response[0], status=response[1], mimetype="text/html")
+    if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None or status in (429, 503):
+        response.headers["Retry-After"] = retry_after_header(retry_after)
     return response
 
 
@@ -283,6 +424,10 @@ def _handle_http_exception(exc: HTTPException) -> Any:
 
 
 def _handle_unexpected(exc: Exception) -> Any:
+    if is_database_unavailable(exc):
+        # An outage, not a bug: the client is told to come back, the log gets one line.
+        log.warning("database_unavailable: %s", type(exc).__name__)
+        return _respond(DatabaseUnavailable(), 503)
     # The text of an unexpected exception may hold SQL, broker payloads or secrets: it goes to the
     # log (which redacts known secret shapes) and never into the response.
     log.error("unexpected error", exc_info=exc)
@@ -295,8 +440,17 @@ def _handle_unexpected(exc: Exception) -> Any:
     )
 
 
+def _ensure_retry_after(response: Response) -> Response:
+    # Whoever answered 429 or 503 (an error above, a view such as /readyz, a Werkzeug abort),
+    # the client learns when to come back.
+    if response.status_code in (429, 503) and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Map every error to a response, once for the whole app."""
+    """Map every error to a response, once for the whole app; 429 and 503 carry Retry-After."""
     app.register_error_handler(GatewayError, _handle_gateway_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
+    app.after_request(_ensure_retry_after)

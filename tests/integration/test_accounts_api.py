@@ -251,7 +251,7 @@ def test_an_admin_key_limited_to_one_account_cannot_touch_another(
 
 
 def test_base_url_must_be_https_except_on_loopback_and_a_new_host_gets_no_old_token(
-    client, api_headers, kis
+    app, client, api_headers, kis, monkeypatch
 ):
     url, app_key, secret = kis
     plain = _kis_body(url, app_key, secret)
@@ -262,10 +262,16 @@ def test_base_url_must_be_https_except_on_loopback_and_a_new_host_gets_no_old_to
         "/api/v1/accounts", json=_kis_body(url, app_key, secret), headers=api_headers
     ).get_json()
     client.post(f"/api/v1/accounts/{account['id']}/token/refresh", headers=api_headers)
+    # A host the operator did not allow is refused, and a move needs the keys (issue 12).
+    elsewhere = {"base_url": "https://openapi.example.com"}
+    path = f"/api/v1/accounts/{account['id']}"
+    refused = client.patch(path, json=elsewhere, headers=api_headers).get_json()
+    assert set(refused["errors"]) == {"base_url", "api_key", "api_secret"}
+    monkeypatch.setitem(app.config, "BROKER_URL_ALLOWLIST", ["https://openapi.example.com"])
+    without_keys = client.patch(path, json=elsewhere, headers=api_headers).get_json()
+    assert set(without_keys["errors"]) == {"api_key", "api_secret"}
     moved = client.patch(
-        f"/api/v1/accounts/{account['id']}",
-        json={"base_url": "https://openapi.example.com"},
-        headers=api_headers,
+        path, json={**elsewhere, "api_key": app_key, "api_secret": secret}, headers=api_headers
     )
     assert moved.status_code == 200
     assert moved.get_json()["token"]["state"] == "missing"  # revoked at the old host, forgotten

@@ -48,7 +48,7 @@ def test_validation_failure_names_the_fields(client, api_headers):
     body = _assert_problem(
         client.get("/api/v1/stocks/ABC123", headers=api_headers), 422, "validation_failed"
     )
-    assert "symbol" in body["errors"]
+    assert "symbol" in body["errors"]["path"]
 
 
 def test_unknown_symbol_is_a_404_problem(client, api_headers):

@@ -1,41 +1,17 @@
-"""The REST API under ``/api/v1``, documented as OpenAPI 3.1 by flask-smorest."""
+"""The REST API under ``/api/v1``, documented as OpenAPI 3.1 by flask-smorest.
+
+Input is read strictly (:mod:`web_server.api.input`), errors are documented as problem+json
+(:mod:`web_server.api.docs`), and the browsable documentation at ``/api/v1/docs`` loads its
+script from the gateway itself (``ui/static/vendor/redoc``), never from a CDN.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api as SmorestApi
-from marshmallow import Schema, fields
+
+from web_server.api.docs import Api, ProblemSchema
 
 __all__ = ["ProblemSchema", "init_api"]
-
-
-class ProblemSchema(Schema):
-    """RFC 9457 problem details, as every API error is rendered."""
-
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String()
-    code = fields.String(required=True, metadata={"description": "Stable error code"})
-    instance = fields.String()
-    request_id = fields.String()
-    errors = fields.Dict(metadata={"description": "Field problems, by field name"})
-    broker = fields.String()
-    broker_code = fields.String()
-    broker_message = fields.String()
-
-
-class Api(SmorestApi):
-    """flask-smorest's Api, documenting problem+json errors and leaving error handling to us.
-
-    The gateway maps every error to a response once (``web_server.errors``); smorest's own
-    handler would render HTTP errors in a second, different shape.
-    """
-
-    ERROR_SCHEMA = ProblemSchema
-
-    def _register_error_handlers(self) -> None:
-        return None
 
 
 def init_api(app: Flask) -> None:
@@ -56,7 +32,22 @@ def init_api(app: Flask) -> None:
     app.extensions["gateway.api"] = api
 
 
-_DESCRIPTION = (
-    "One door through which trading programs reach their brokers. Errors are RFC 9457 "
-    "problem+json with a stable `code`."
-)
+_DESCRIPTION = """\
+One door through which trading programs reach their brokers.
+
+**Input.** Bodies are `application/json` of at most `GATEWAY_MAX_CONTENT_LENGTH` bytes (65536 by
+default; larger: 413), nested at most 32 levels, without duplicate keys (400 `invalid_json`).
+Decimals (quantities, prices, balances) are JSON strings of ASCII digits with an optional
+fraction, `^[0-9]+(\\.[0-9]+)?$`, at most 15 digits before the point and 12 after: JSON numbers,
+exponents, blanks, separators and other scripts' digits are refused. Booleans are JSON `true` or
+`false` (`true`/`false` in a query). No string may hold a NUL or a lone surrogate. Unknown
+fields and query parameters are refused.
+
+**Errors.** Every error is RFC 9457 `application/problem+json` with a stable `code`; field
+problems are in `errors`, by location (`json`, `query`, `path`) and field. A refused request
+changes nothing.
+
+**Keys.** `Authorization: Bearer gw_…`; scopes `orders:write`, `orders:read`, `holdings:read`,
+`accounts:read`, `admin`. A key limited to some accounts sees and touches only those, and cannot
+create accounts (that needs an unrestricted `admin` key).
+"""

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from web_server.api.auth import current_key, scoped
+from web_server.api.docs import Blueprint
+from web_server.api.input import Boolean, BrokerKey, DecimalString, FullMatch, QueryBoolean, Text
 from web_server.errors import Conflict
 from web_server.extensions import db
 from web_server.services import accounts as accounts_service
@@ -26,39 +27,60 @@ blp = Blueprint(
     "accounts_api", __name__, url_prefix="/api/v1/accounts", description="Broker accounts"
 )
 
-_URL = validate.Regexp(r"^https?://", error="must be an http(s) URL")  # https: see the service
+#: The statuses of a call that reaches the broker, beyond the API's own.
+BROKER_STATUSES = (400, 409, 422, 424, 429, 502, 503, 504)
+
+_URL = (
+    FullMatch(r"^https?://[^\s]+$", error="must be an http(s) URL"),
+    validate.Length(max=2048),
+)
+_HOST = (
+    "The broker's official host for the environment, one configured for it, one of "
+    "GATEWAY_BROKER_URL_ALLOWLIST, or (outside production) loopback; null: the broker's host."
+)
 
 
 class SecuritiesConfigSchema(Schema):
     """Broker configuration of a KIS or Kiwoom account (stored encrypted)."""
 
-    account_number = fields.String(required=True, validate=validate.Regexp(r"^\d{8}$"))
-    product_code = fields.String(required=True, validate=validate.Regexp(r"^\d{2}$"))
-    market_type = fields.String()
-    cert_password = fields.String()
-    additional_params = fields.Dict()
+    account_number = fields.String(
+        required=True, validate=FullMatch(r"^[0-9]{8}$"), metadata={"example": "50123456"}
+    )
+    product_code = fields.String(
+        required=True, validate=FullMatch(r"^[0-9]{2}$"), metadata={"example": "01"}
+    )
+    market_type = Text(validate=validate.Length(max=40))
+    cert_password = Text(load_only=True, validate=validate.Length(max=1024))
+    additional_params = fields.Dict(keys=Text(validate=validate.Length(max=100)))
 
 
 class AccountCreateSchema(Schema):
     """A new account; the keys are never returned."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = Text(
+        required=True, validate=validate.Length(min=1, max=100), metadata={"example": "kis-main"}
+    )
     exchange = fields.String(required=True, validate=validate.OneOf(list(EXCHANGES)))
     environment = fields.String(load_default="REAL", validate=validate.OneOf(list(ENVIRONMENTS)))
-    api_key = fields.String(required=True, load_only=True, validate=validate.Length(max=4096))
-    api_secret = fields.String(required=True, load_only=True, validate=validate.Length(max=4096))
+    api_key = BrokerKey(required=True)
+    api_secret = BrokerKey(required=True)
     securities_config = fields.Nested(SecuritiesConfigSchema, load_only=True)
-    base_url = fields.String(validate=_URL, metadata={"description": "e.g. a simulator"})
+    base_url = Text(validate=_URL, metadata={"description": _HOST})
 
 
 class AccountPatchSchema(Schema):
-    """Changes to an account; new keys come as a pair and revoke the old token."""
+    """Changes to an account.
 
-    name = fields.String(validate=validate.Length(min=1, max=100))
-    is_active = fields.Boolean()
-    base_url = fields.String(allow_none=True, validate=_URL)
-    api_key = fields.String(load_only=True, validate=validate.Length(min=1, max=4096))
-    api_secret = fields.String(load_only=True, validate=validate.Length(min=1, max=4096))
+    New keys come as a pair and revoke the old token; a new ``base_url`` or ``environment``
+    needs the keys in the same request.
+    """
+
+    name = Text(validate=validate.Length(min=1, max=100))
+    is_active = Boolean()
+    environment = fields.String(validate=validate.OneOf(list(ENVIRONMENTS)))
+    base_url = Text(allow_none=True, validate=_URL, metadata={"description": _HOST})
+    api_key = BrokerKey()
+    api_secret = BrokerKey()
 
     @validates_schema
     def keys_come_in_pairs(self, data: dict[str, Any], **_: Any) -> None:
@@ -109,10 +131,10 @@ class AccountSchema(Schema):
 class BalanceSchema(Schema):
     """Cash in one currency (decimal strings)."""
 
-    currency = fields.String()
-    total = fields.Decimal(as_string=True)
-    available = fields.Decimal(as_string=True)
-    locked = fields.Decimal(as_string=True)
+    currency = fields.String(metadata={"example": "KRW"})
+    total = DecimalString(positive=False, metadata={"example": "5000000"})
+    available = DecimalString(positive=False, metadata={"example": "4300000"})
+    locked = DecimalString(positive=False, metadata={"example": "700000"})
 
 
 class HoldingSchema(Schema):
@@ -121,17 +143,28 @@ class HoldingSchema(Schema):
     symbol = fields.String(allow_none=True)
     asset = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
-    quantity = fields.Decimal(as_string=True)
-    available_quantity = fields.Decimal(as_string=True, allow_none=True)
-    avg_price = fields.Decimal(as_string=True, allow_none=True)
-    current_price = fields.Decimal(as_string=True, allow_none=True)
-    pnl = fields.Decimal(as_string=True, allow_none=True)
-    pnl_pct = fields.Decimal(as_string=True, allow_none=True)
+    quantity = DecimalString(positive=False, metadata={"example": "3"})
+    available_quantity = DecimalString(positive=False, allow_none=True)
+    avg_price = DecimalString(positive=False, allow_none=True, metadata={"example": "71000"})
+    current_price = DecimalString(positive=False, allow_none=True)
+    pnl = DecimalString(signed=True, allow_none=True, metadata={"example": "-3000"})
+    pnl_pct = DecimalString(signed=True, allow_none=True, metadata={"example": "-1.41"})
 
 
 def _allowed_account(account_id: int) -> Account:
     api_keys.require(current_key(), "accounts:read", account_id)
     return accounts_service.get_account(account_id)
+
+
+_ACCOUNT = "/<int(min=1, max=2147483647):account_id>"
+_KIS_EXAMPLE = {
+    "name": "kis-main",
+    "exchange": "KIS",
+    "environment": "REAL",
+    "api_key": "PSabcdefghijklmnopqrstuvwxyz0123456",
+    "api_secret": "an-app-secret-of-180-characters",
+    "securities_config": {"account_number": "50123456", "product_code": "01"},
+}
 
 
 @blp.route("")
@@ -140,50 +173,66 @@ class AccountList(MethodView):
 
     @scoped("accounts:read")
     @blp.response(200, AccountSchema(many=True))
+    @blp.problems(403)
     def get(self) -> list[Account]:
-        """List the accounts (with token status for KIS and Kiwoom)."""
+        """List the accounts (with token status for KIS and Kiwoom).
+
+        A key limited to some accounts sees only those.
+        """
         key = current_key()
         return [a for a in accounts_service.list_accounts() if key.allows_account(a.id)]
 
-    @scoped("admin")
-    @blp.arguments(AccountCreateSchema)
+    @scoped("admin", unrestricted=True)
+    @blp.arguments(AccountCreateSchema, example=_KIS_EXAMPLE)
     @blp.response(201, AccountSchema)
+    @blp.problems(400, 403, 409, 415, 422)
     def post(self, data: dict[str, Any]) -> Account:
-        """Add an account; the keys are stored encrypted and never shown again."""
+        """Add an account; the keys are stored encrypted and never shown again.
+
+        Needs an `admin` key that is not limited to some accounts. The `base_url` must be a host
+        the keys may travel to (see the field); a name already taken is a 409.
+        """
         account = accounts_service.create_account(**data)
         db.session.commit()
         return account
 
 
-@blp.route("/<int(max=2147483647):account_id>")
+@blp.route(_ACCOUNT)
 class AccountItem(MethodView):
     """One account."""
 
     @scoped("accounts:read")
     @blp.response(200, AccountSchema)
+    @blp.problems(403, 404)
     def get(self, account_id: int) -> Account:
         """Return one account."""
         return _allowed_account(account_id)
 
     @scoped("admin")
-    @blp.arguments(AccountPatchSchema)
+    @blp.arguments(AccountPatchSchema, example={"name": "kis-renamed", "is_active": False})
     @blp.response(200, AccountSchema)
+    @blp.problems(400, 403, 404, 409, 415, 422)
     def patch(self, data: dict[str, Any], account_id: int) -> Account:
-        """Rename, (de)activate, repoint, or replace the keys (which revokes the old token)."""
+        """Rename, (de)activate, move or re-key an account.
+
+        New keys (`api_key` with `api_secret`) revoke the old token at the broker. Moving the
+        account (`base_url`, `environment`) needs the keys in the same request, so a leaked API
+        key cannot send the broker secret to another host.
+        """
         api_keys.require(current_key(), "admin", account_id)
         account = accounts_service.get_account(account_id)
-        if "api_key" in data:
-            accounts_service.replace_keys(
-                account, api_key=data.pop("api_key"), api_secret=data.pop("api_secret")
-            )
         accounts_service.update_account(account, **data)
         db.session.commit()
         return account
 
     @scoped("admin")
     @blp.response(204)
+    @blp.problems(403, 404, 409)
     def delete(self, account_id: int) -> None:
-        """Delete an account without orders; its token is revoked at the broker first."""
+        """Delete an account without orders; its token is revoked at the broker first.
+
+        An account with orders or holdings on record is a 409: deactivate it instead.
+        """
         api_keys.require(current_key(), "admin", account_id)
         account = accounts_service.get_account(account_id)
         if accounts_service.has_history(account):
@@ -195,14 +244,18 @@ class AccountItem(MethodView):
         db.session.commit()
 
 
-@blp.route("/<int(max=2147483647):account_id>/token/refresh")
+@blp.route(f"{_ACCOUNT}/token/refresh")
 class TokenRefresh(MethodView):
     """Refresh a KIS or Kiwoom token now."""
 
     @scoped("admin")
     @blp.response(200, TokenStatusSchema)
+    @blp.problems(403, 404, *BROKER_STATUSES)
     def post(self, account_id: int) -> dict[str, Any]:
-        """Issue a new token now (within the broker's issuance limit); return its status."""
+        """Issue a new token now (within the broker's issuance limit); return its status.
+
+        A crypto account has no token: 404.
+        """
         api_keys.require(current_key(), "admin", account_id)
         result = refresh_token(account_id, force=True)
         if result.error is not None and result.token is None:
@@ -210,14 +263,15 @@ class TokenRefresh(MethodView):
         return token_status(accounts_service.reload_account(account_id))
 
 
-@blp.route("/<int(max=2147483647):account_id>/balances")
+@blp.route(f"{_ACCOUNT}/balances")
 class Balances(MethodView):
     """Cash, read from the broker."""
 
     @scoped("holdings:read")
     @blp.response(200, BalanceSchema(many=True))
+    @blp.problems(403, 404, *BROKER_STATUSES)
     def get(self, account_id: int) -> list[Any]:
-        """Read the account's cash from the broker now."""
+        """Read the account's cash from the broker now (decimal strings)."""
         api_keys.require(current_key(), "holdings:read", account_id)
         return list(adapter_for(accounts_service.get_account(account_id)).get_balance())
 
@@ -225,7 +279,7 @@ class Balances(MethodView):
 class HoldingsArgs(Schema):
     """Ask for a fresh read of the broker instead of the stored snapshot."""
 
-    refresh = fields.Boolean(load_default=False)
+    refresh = QueryBoolean(load_default=False)
 
 
 class HoldingsSnapshotSchema(Schema):
@@ -239,13 +293,14 @@ class HoldingsSnapshotSchema(Schema):
     )
 
 
-@blp.route("/<int(max=2147483647):account_id>/holdings")
+@blp.route(f"{_ACCOUNT}/holdings")
 class Holdings(MethodView):
     """Positions: the stored snapshot of the broker's truth."""
 
     @scoped("holdings:read")
     @blp.arguments(HoldingsArgs, location="query")
     @blp.response(200, HoldingsSnapshotSchema)
+    @blp.problems(403, 404, *BROKER_STATUSES)
     def get(self, args: dict[str, Any], account_id: int) -> Any:
         """Return the holdings snapshot; read the broker first if asked or if it is stale."""
         api_keys.require(current_key(), "holdings:read", account_id)

@@ -19,12 +19,15 @@ def current_key() -> ApiKey:
     return g.api_key  # type: ignore[no-any-return]
 
 
-def scoped(scope: str | None) -> Callable[[F], F]:
+def scoped(scope: str | None, *, unrestricted: bool = False) -> Callable[[F], F]:
     """Require an API key with ``scope`` (or ``admin``; ``None``: any valid key) on a view.
+
+    ``unrestricted`` also requires a key not limited to some accounts: for actions on the whole
+    instance (creating an account), which no account restriction could bound.
 
     Raises:
         Unauthorized: no valid key (401).
-        Forbidden: the key lacks the scope (403).
+        Forbidden: the key lacks the scope, or is limited to some accounts (403).
     """
 
     def decorator(view: F) -> F:
@@ -33,6 +36,8 @@ def scoped(scope: str | None) -> Callable[[F], F]:
             key = api_keys.authenticate(request.headers.get("Authorization"))
             if scope is not None:
                 api_keys.require(key, scope)
+            if unrestricted:
+                api_keys.require_unrestricted(key)
             g.api_key = key
             return view(*args, **kwargs)
 

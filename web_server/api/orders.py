@@ -7,47 +7,32 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from brokers.statuses import OrderStatus
 from web_server.api.auth import current_key, scoped
+from web_server.api.docs import Blueprint
+from web_server.api.input import DecimalString, FullMatch, Integer
 from web_server.services import orders as orders_service
 
 blp = Blueprint("orders_api", __name__, url_prefix="/api/v1/orders", description="Orders")
 
-_POSITIVE = validate.Range(min=0, min_inclusive=False)
+#: The statuses of a call that reaches the broker, beyond the API's own.
+BROKER_STATUSES = (400, 409, 422, 424, 429, 502, 503, 504)
 ACCOUNT_ID = validate.Range(min=1, max=2**31 - 1)
-SYMBOL = validate.Regexp(r"^[A-Za-z0-9-]{1,32}$", error="a symbol such as 005930, KRW-BTC, BTCUSDT")
-
-
-class DecimalString(fields.Decimal):
-    """A decimal sent as a JSON string (DESIGN §3: money never travels as a float).
-
-    Bounded so that no absurd value reaches a broker or the database: at most 15 digits before
-    the point and 12 after.
-    """
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValidationError('Send decimals as strings, e.g. "10" or "70000.5".')
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if number is not None and (
-            not number.is_finite() or number.adjusted() >= 15 or -number.as_tuple().exponent > 12
-        ):
-            raise ValidationError("Out of range: at most 15 digits before the point and 12 after.")
-        return number
+SYMBOL = FullMatch(r"^[A-Za-z0-9-]{1,32}$", error="a symbol such as 005930, KRW-BTC, BTCUSDT")
+CURSOR = FullMatch(r"^[A-Za-z0-9_-]{1,200}$", error="a next_cursor of an earlier page")
 
 
 class OrderRequestSchema(Schema):
-    """An order; money and quantities are decimal strings."""
+    r"""An order; quantities and prices are decimal strings (``^[0-9]+(\.[0-9]+)?$``)."""
 
-    account_id = fields.Integer(required=True, strict=True, validate=ACCOUNT_ID)
+    account_id = Integer(required=True, validate=ACCOUNT_ID, metadata={"example": 1})
     symbol = fields.String(required=True, validate=SYMBOL, metadata={"example": "005930"})
     side = fields.String(required=True, validate=validate.OneOf(["BUY", "SELL"]))
     type = fields.String(required=True, validate=validate.OneOf(["LIMIT", "MARKET"]))
-    quantity = DecimalString(required=True, validate=_POSITIVE, metadata={"example": "10"})
-    limit_price = DecimalString(validate=_POSITIVE, metadata={"example": "70000"})
+    quantity = DecimalString(required=True, metadata={"example": "10"})
+    limit_price = DecimalString(metadata={"example": "70000"})
     route = fields.String(validate=validate.OneOf(["KRX", "NXT", "SOR"]))
 
 
@@ -59,14 +44,14 @@ class OrderSchema(Schema):
     symbol = fields.String()
     side = fields.String()
     type = fields.String()
-    quantity = fields.Decimal(as_string=True)
-    limit_price = fields.Decimal(as_string=True, allow_none=True)
+    quantity = DecimalString(metadata={"example": "10"})
+    limit_price = DecimalString(allow_none=True, metadata={"example": "70000"})
     route = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(OrderStatus)})
     client_order_id = fields.String()
     broker_order_id = fields.String(allow_none=True)
-    filled_quantity = fields.Decimal(as_string=True)
-    average_fill_price = fields.Decimal(as_string=True, allow_none=True)
+    filled_quantity = DecimalString(positive=False, metadata={"example": "0"})
+    average_fill_price = DecimalString(allow_none=True)
     reject_code = fields.String(allow_none=True)
     reject_message = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -76,11 +61,11 @@ class OrderSchema(Schema):
 class OrderListArgs(Schema):
     """Filters and the page cursor of an order listing."""
 
-    account_id = fields.Integer(validate=ACCOUNT_ID)
+    account_id = Integer(in_query=True, validate=ACCOUNT_ID)
     status = fields.String(validate=validate.OneOf(list(OrderStatus)))
     symbol = fields.String(validate=SYMBOL)
-    cursor = fields.String()
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=CURSOR)
+    limit = Integer(in_query=True, load_default=100, validate=validate.Range(min=1, max=500))
 
 
 class OrderPageSchema(Schema):
@@ -90,25 +75,50 @@ class OrderPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+_ORDER_EXAMPLE = {
+    "account_id": 1,
+    "symbol": "005930",
+    "side": "BUY",
+    "type": "LIMIT",
+    "quantity": "10",
+    "limit_price": "70000",
+}
+
+
 @blp.route("")
 class OrderList(MethodView):
     """Place and list orders."""
 
     @scoped("orders:write")
-    @blp.arguments(OrderRequestSchema)
+    @blp.arguments(OrderRequestSchema, example=_ORDER_EXAMPLE)
     @blp.response(201, OrderSchema)
+    @blp.alt_response(
+        200,
+        schema=OrderSchema,
+        description="A replay: the same Idempotency-Key and body as an earlier request; the "
+        "order that request made (header `Idempotent-Replayed: true`).",
+        headers={"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+    )
+    @blp.problems(403, 404, 415, *BROKER_STATUSES)
     @blp.doc(
         parameters=[
             {
                 "in": "header",
                 "name": "Idempotency-Key",
                 "required": True,
-                "schema": {"type": "string"},
+                "description": "1 to 200 printable ASCII characters; one order per key and "
+                "API key.",
+                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                "example": "strategy-7-20250101-0001",
             }
         ]
     )
     def post(self, body: dict[str, Any]) -> Any:
-        """Place an order, once per Idempotency-Key (a replay answers 200 with the same order)."""
+        """Place an order, once per Idempotency-Key (a replay answers 200 with the same order).
+
+        The same key with another body is a 409 `idempotency_conflict`; while the first request
+        is still at the broker, a 409 `conflict` asks to retry shortly.
+        """
         order, replayed = orders_service.place_order(
             current_key(), body, request.headers.get("Idempotency-Key", "")
         )
@@ -120,8 +130,12 @@ class OrderList(MethodView):
     @scoped("orders:read")
     @blp.arguments(OrderListArgs, location="query")
     @blp.response(200, OrderPageSchema)
+    @blp.problems(403, 422)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List orders, newest first; follow ``next_cursor`` for the next page."""
+        """List orders, newest first; follow ``next_cursor`` for the next page.
+
+        A key limited to some accounts lists only theirs.
+        """
         rows, next_cursor = orders_service.list_orders(current_key(), **args)
         return {"orders": [orders_service.order_view(o) for o in rows], "next_cursor": next_cursor}
 
@@ -132,8 +146,9 @@ class OrderItem(MethodView):
 
     @scoped("orders:read")
     @blp.response(200, OrderSchema)
+    @blp.problems(403, 404)
     def get(self, order_id: uuid.UUID) -> dict[str, Any]:
-        """Return one order."""
+        """Return one order (404 for an order of an account this key may not use)."""
         return orders_service.order_view(orders_service.get_order(current_key(), order_id))
 
 
@@ -143,6 +158,7 @@ class OrderCancel(MethodView):
 
     @scoped("orders:write")
     @blp.response(200, OrderSchema)
+    @blp.problems(403, 404, *BROKER_STATUSES)
     def post(self, order_id: uuid.UUID) -> dict[str, Any]:
-        """Ask the broker to cancel the open remainder of an order."""
+        """Ask the broker to cancel the open remainder of an order (409 if it is not open)."""
         return orders_service.order_view(orders_service.cancel_order(current_key(), order_id))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from web_server.api.auth import scoped
-from web_server.errors import ValidationFailed
+from web_server.api.docs import Blueprint
+from web_server.api.input import FullMatch, Integer, QueryBoolean, Text
 from web_server.services import stocks as stocks_service
 from web_server.services.stocks import SYMBOL_PATTERN, Stock
 
@@ -42,11 +41,23 @@ class StockSchema(Schema):
 class StockSearchArgs(Schema):
     """Filters of a stocks search."""
 
-    q = fields.String(validate=validate.Length(min=1, max=40))
+    q = Text(validate=validate.Length(min=1, max=40), metadata={"example": "삼성"})
     market = fields.String(validate=validate.OneOf(["KOSPI", "KOSDAQ", "KONEX"]))
-    tradable = fields.Boolean()
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    tradable = QueryBoolean()
+    limit = Integer(in_query=True, load_default=50, validate=validate.Range(min=1, max=500))
+    offset = Integer(in_query=True, load_default=0, validate=validate.Range(min=0, max=10**9))
+
+
+class StockPath(Schema):
+    """The short code in the path."""
+
+    symbol = fields.String(
+        required=True,
+        validate=FullMatch(
+            SYMBOL_PATTERN, error="a six-character KRX short code such as 005930 or 0001A0"
+        ),
+        metadata={"example": "005930"},
+    )
 
 
 @blp.route("")
@@ -56,8 +67,9 @@ class StockList(MethodView):
     @scoped(None)
     @blp.arguments(StockSearchArgs, location="query")
     @blp.response(200, StockSchema(many=True))
+    @blp.problems(422)
     def get(self, args: dict[str, Any]) -> Sequence[Stock]:
-        """Search by code prefix or Korean name, by market, by tradability."""
+        """Search by code prefix or Korean name, by market, by tradability (any API key)."""
         return stocks_service.search_stocks(
             args.get("q"),
             market=args.get("market"),
@@ -72,17 +84,9 @@ class StockItem(MethodView):
     """One stock."""
 
     @scoped(None)
+    @blp.arguments(StockPath, location="path")
     @blp.response(200, StockSchema)
-    @blp.alt_response(422, description="The symbol is not a KRX short code")
-    def get(self, symbol: str) -> Stock:
-        """Return one stock by its six-character short code."""
-        _check_symbol(symbol)
-        return stocks_service.get_stock(symbol)
-
-
-def _check_symbol(symbol: str) -> None:
-    if not re.match(SYMBOL_PATTERN, symbol):
-        raise ValidationFailed(
-            "A symbol is a six-character KRX short code such as 005930 or 0001A0.",
-            errors={"symbol": [f"must match {SYMBOL_PATTERN}"]},
-        )
+    @blp.problems(404, 422)
+    def get(self, path: dict[str, Any], symbol: str) -> Stock:
+        """Return one stock by its six-character short code (any API key)."""
+        return stocks_service.get_stock(path["symbol"])

@@ -9,6 +9,7 @@ leader change does no harm.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask
 
+from web_server.errors import is_database_unavailable
 from web_server.extensions import db
 from web_server.jobs.leader import LeaderLock
 
@@ -39,9 +41,15 @@ def leader_only(app: Flask, leader: LeaderLock, job: Callable[[], Any]) -> Calla
             try:
                 job()
                 db.session.commit()
-            except Exception:
-                db.session.rollback()
-                log.exception("job %s failed", getattr(job, "__name__", job))
+            except Exception as exc:
+                with contextlib.suppress(Exception):  # the connection may be gone with the error
+                    db.session.rollback()
+                name = getattr(job, "__name__", job)
+                if is_database_unavailable(exc):
+                    # An outage, not a bug: the job runs again on its next tick.
+                    log.warning("job %s: database unavailable (%s)", name, type(exc).__name__)
+                else:
+                    log.exception("job %s failed", name)
             finally:
                 db.session.remove()
 

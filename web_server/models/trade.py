@@ -73,7 +73,13 @@ class OrderIntent(Base):
 
 
 class Order(Base):
-    """An order as sent to a broker, keyed by our id; the broker's number is unique per account."""
+    """An order as sent to a broker, keyed by our id; the broker's number is unique per account.
+
+    While its placement is under way the placing request owns it until ``lease_until``;
+    ``send_started_ts`` says whether (and from when) it may have reached the broker. The
+    reconciler takes over an unsettled order only once its lease has run out
+    (``services/orders/reconcile.py``).
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -81,6 +87,13 @@ class Order(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
         UniqueConstraint("account_id", "broker_order_id", name="uq_orders_account_broker_order"),
         Index("idx_orders_account_status", "account_id", "status", "created_ts"),
+        # The reconciler's question, "which unsettled orders are no longer leased?", on an index
+        # that only ever holds the handful of unsettled orders.
+        Index(
+            "idx_orders_unsettled",
+            "lease_until",
+            postgresql_where=text("status IN ('PENDING_SUBMIT', 'UNKNOWN')"),
+        ),
         {"schema": "trade"},
     )
 
@@ -107,6 +120,12 @@ class Order(Base):
     reject_message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any] | None]
     submitted_ts: Mapped[dt.datetime | None]
+    # When the placing request was cleared to call the broker (NULL: it never was, so the broker
+    # cannot have the order). Set, and committed, before the call.
+    send_started_ts: Mapped[dt.datetime | None]
+    # Until then the placing request owns the order and nobody else settles it; once sending
+    # started, also the latest the broker can have received it. NULL: nobody owns it.
+    lease_until: Mapped[dt.datetime | None]
     created_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 

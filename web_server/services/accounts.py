@@ -2,6 +2,14 @@
 
 Changing an account's keys or deleting it revokes its token at the broker first (DESIGN §4): a
 token issued for the old keys must not outlive them.
+
+Where an account's keys travel is guarded, because KIS and Kiwoom send the app secret in clear
+on every token request (issue 12): an account's ``base_url`` must be the broker's official host
+for its environment, the host configured for it (``GATEWAY_BROKERS__…``), an origin in
+``GATEWAY_BROKER_URL_ALLOWLIST``, or — outside production (``GATEWAY_ENV``) — loopback, where the
+simulators run (:func:`broker_url_problem`). Moving an account to another host or environment
+takes its keys in the same change, so whoever moves it already holds them: a leaked API key never
+becomes a leaked broker secret.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -25,6 +34,7 @@ from web_server.models.accounts import (
     Exchange,
     account_type_for,
 )
+from web_server.services.grammar import is_ascii_digits, key_problem, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +70,14 @@ def create_account(
         Conflict: the name is taken.
     """
     problems: dict[str, list[str]] = {}
-    if not name or len(name) > 100:
-        problems["name"] = ["must be 1 to 100 characters"]
+    _check_name(name, problems)
     if exchange not in Exchange.__members__:
         problems["exchange"] = [f"must be one of {', '.join(Exchange)}"]
     if environment not in Environment.__members__:
         problems["environment"] = ["must be REAL or PAPER"]
-    for field_name, value in (("api_key", api_key), ("api_secret", api_secret)):
-        if not value or len(value) > 4096:
-            problems[field_name] = ["is required"]
-    if base_url is not None and (problem := base_url_problem(base_url)):
-        problems["base_url"] = [problem]
+    _check_keys(api_key, api_secret, problems)
+    if "exchange" not in problems and "environment" not in problems:
+        _check_host(exchange, environment, base_url, problems)
     config = _check_securities_config(exchange, securities_config, problems)
     if problems:
         raise ValidationFailed("The account cannot be created.", errors=problems)
@@ -92,6 +99,36 @@ def create_account(
     return account
 
 
+def _check_name(name: str, problems: dict[str, list[str]]) -> None:
+    if not isinstance(name, str) or not name or len(name) > 100:
+        problems["name"] = ["must be 1 to 100 characters"]
+    elif problem := text_problem(name):
+        problems["name"] = [problem]
+
+
+def _check_keys(api_key: str, api_secret: str, problems: dict[str, list[str]]) -> None:
+    for field_name, value in (("api_key", api_key), ("api_secret", api_secret)):
+        if not value or not isinstance(value, str) or len(value) > 4096:
+            problems[field_name] = ["is required (1 to 4096 characters)"]
+        elif problem := key_problem(value):
+            problems[field_name] = [problem]
+
+
+def _check_host(
+    exchange: str, environment: str, base_url: str | None, problems: dict[str, list[str]]
+) -> None:
+    """Check the host the account's keys will travel to (its ``base_url``, else the broker's)."""
+    from web_server.services.brokers import broker_urls
+
+    if base_url is not None:
+        if problem := broker_url_problem(base_url, exchange=exchange, environment=environment):
+            problems["base_url"] = [problem]
+    elif not broker_urls(exchange, environment):
+        problems["environment"] = [
+            f"{exchange} has no {environment} environment; give a base_url (a simulator)"
+        ]
+
+
 def _check_securities_config(
     exchange: str, config: Mapping[str, Any] | None, problems: dict[str, list[str]]
 ) -> dict[str, Any] | None:
@@ -108,34 +145,100 @@ def _check_securities_config(
         problems.setdefault("securities_config", []).append(
             f"unknown keys: {', '.join(sorted(unknown))}"
         )
-    number = str(config.get("account_number") or "")
-    if number and not (number.isdigit() and len(number) == 8):
+    number = config.get("account_number") or ""
+    if number and not (isinstance(number, str) and is_ascii_digits(number) and len(number) == 8):
         problems.setdefault("securities_config", []).append("account_number must be 8 digits")
+    code = config.get("product_code") or ""
+    if code and not (isinstance(code, str) and is_ascii_digits(code) and len(code) == 2):
+        problems.setdefault("securities_config", []).append("product_code must be 2 digits")
+    for text in _strings(config):
+        if problem := text_problem(text, multiline=True):
+            problems.setdefault("securities_config", []).append(f"a value {problem}")
+            break
     config.setdefault("market_type", "DOMESTIC_STOCK")
     config.setdefault("additional_params", {})
     return config
 
 
-def base_url_problem(url: str) -> str | None:
-    """Say what is wrong with a broker base URL, or None.
+def _strings(value: Any) -> list[str]:
+    """Return every string inside a JSON-like value, keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
 
-    Keys and tokens travel to this URL, so it must be https; plain http is allowed only on the
-    loopback interface, where the simulators run.
+
+def is_production() -> bool:
+    """Tell whether this gateway runs in production (``GATEWAY_ENV``, ``production`` by default)."""
+    return bool(current_app.config.get("ENV", "production") == "production")
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return scheme, host.lower().rstrip("."), port or (443 if scheme == "https" else 80)
+
+
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return _origin(parts.scheme, parts.hostname, port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def broker_url_problem(url: str, *, exchange: str, environment: str) -> str | None:
+    """Say why ``url`` may not be the broker host of an account, or None.
+
+    Allowed: the broker's official host for ``environment`` (``DEFAULT_BASE_URLS`` of its
+    package), the host configured for it (``GATEWAY_BROKERS__<EXCHANGE>__<ENV>_URL``), an origin
+    of ``GATEWAY_BROKER_URL_ALLOWLIST`` (all https), and outside production a loopback host
+    (``localhost``, 127.0.0.0/8, ``::1``: the simulators), over http or https. Only the origin
+    (scheme, host, port) is compared; a URL may not carry a user, a password, a query or a
+    fragment.
     """
+    from web_server.services.brokers import broker_urls
+
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        return "must be a URL of at most 2048 characters"
+    if problem := text_problem(url):
+        return problem
     parts = urlsplit(url)
     if parts.username or parts.password:
         return "must not carry a user name or password"
-    if parts.scheme == "https" and parts.hostname:
+    if parts.query or parts.fragment:
+        return "must not carry a query or a fragment"
+    origin = _origin_of(url)
+    if origin is None:
+        return "must be an https URL such as https://openapi.koreainvestment.com:9443"
+    scheme, host, _ = origin
+    if _is_loopback(parts.hostname or ""):
+        if is_production():
+            return "a loopback host is allowed only outside production (GATEWAY_ENV)"
         return None
-    if parts.scheme == "http" and parts.hostname:
-        host = parts.hostname
-        try:
-            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-                return None
-        except ValueError:
-            pass
-        return "must be https (plain http only to a loopback address such as 127.0.0.1)"
-    return "must be an https URL"
+    if scheme != "https":
+        return "must be https (plain http only to a loopback address, outside production)"
+    allowed = {_origin_of(u) for u in broker_urls(exchange, environment)}
+    allowed |= {_origin_of(u) for u in current_app.config.get("BROKER_URL_ALLOWLIST") or ()}
+    if origin in allowed:
+        return None
+    return (
+        f"{host} is not a {exchange} {environment} host: use the broker's official host, or "
+        "ask the operator to add it to GATEWAY_BROKER_URL_ALLOWLIST"
+    )
 
 
 def get_account(account_id: int) -> Account:
@@ -189,13 +292,46 @@ def update_account(
     *,
     name: str | None = None,
     is_active: bool | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
     **changes: Any,
 ) -> None:
-    """Rename, (de)activate or repoint an account (``base_url`` may be set to None).
+    """Rename, (de)activate, move (``base_url``, ``environment``) or re-key an account.
+
+    ``base_url`` may be set to None (the broker's host). Moving the account to another host or
+    environment needs its keys in the same call (``api_key`` and ``api_secret``, which replace
+    the stored ones): whoever points an account somewhere already holds what will travel there.
+    New keys, or a move, revoke the token at the old host first.
 
     Raises:
+        ValidationFailed: a field is unacceptable, the host is not allowed, or a move comes
+            without the keys (``errors`` names the fields).
         Conflict: the new name is taken.
     """
+    problems: dict[str, list[str]] = {}
+    if name is not None:
+        _check_name(name, problems)
+    environment = changes.pop("environment", account.environment)
+    if environment not in Environment.__members__:
+        problems["environment"] = ["must be REAL or PAPER"]
+    base_url = account.base_url
+    if "base_url" in changes:
+        url = changes.pop("base_url")
+        base_url = url.rstrip("/") if url else None
+    if changes:
+        problems.update({k: ["unknown field"] for k in changes})
+    rekeyed = api_key is not None or api_secret is not None
+    if rekeyed:
+        _check_keys(api_key or "", api_secret or "", problems)
+    moved = environment != account.environment or base_url != account.base_url
+    if "environment" not in problems and moved:
+        _check_host(account.exchange, environment, base_url, problems)
+    if moved and not rekeyed:
+        needed = "required in the same request when base_url or environment changes"
+        problems.setdefault("api_key", []).append(needed)
+        problems.setdefault("api_secret", []).append(needed)
+    if problems:
+        raise ValidationFailed("The account cannot be changed.", errors=problems)
     if name is not None and name != account.name:
         taken = db.session.scalar(select(Account.id).where(Account.name == name))
         if taken is not None:
@@ -203,30 +339,25 @@ def update_account(
         account.name = name
     if is_active is not None:
         account.is_active = is_active
-    if "base_url" in changes:
-        url = changes.pop("base_url")
-        if url and (problem := base_url_problem(url)):
-            raise ValidationFailed(
-                "The base URL is not acceptable.", errors={"base_url": [problem]}
-            )
-        new_url = url.rstrip("/") if url else None
-        if new_url != account.base_url:
-            # The stored token was issued by the old host; it must not travel to the new one.
-            _revoke_token(account)
-            account.base_url = new_url
-    if changes:
-        raise ValidationFailed(
-            "These fields cannot be changed.", errors={k: ["unknown field"] for k in changes}
-        )
+    if rekeyed or moved:
+        # The stored token was issued to the old keys by the old host: revoke it there, before
+        # anything changes, and never let it travel to the new one.
+        _revoke_token(account)
+        account.environment = environment
+        account.base_url = base_url
+    if rekeyed:
+        account.api_key = api_key
+        account.api_secret = api_secret
     db.session.flush()
 
 
 def replace_keys(account: Account, *, api_key: str, api_secret: str) -> None:
-    """Store new keys; the token of the old keys is revoked at the broker and forgotten."""
-    _revoke_token(account)
-    account.api_key = api_key
-    account.api_secret = api_secret
-    db.session.flush()
+    """Store new keys; the token of the old keys is revoked at the broker and forgotten.
+
+    Raises:
+        ValidationFailed: a key is not printable ASCII of 1 to 4096 characters.
+    """
+    update_account(account, api_key=api_key, api_secret=api_secret)
 
 
 def has_history(account: Account) -> bool:

@@ -16,6 +16,7 @@ from web_server.errors import Forbidden, NotFound, Unauthorized, ValidationFaile
 from web_server.extensions import db
 from web_server.models import Account, ApiKey
 from web_server.models.api_keys import SCOPES
+from web_server.services.grammar import text_problem
 
 _KEY_FORMAT = re.compile(r"^gw_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 # last_used_at is a hint for the operator, not an audit log: writing it on every request would
@@ -40,6 +41,8 @@ def create_api_key(
     problems: dict[str, list[str]] = {}
     if not label.strip() or len(label) > 100:
         problems["label"] = ["must be 1 to 100 characters"]
+    elif problem := text_problem(label):
+        problems["label"] = [problem]
     unknown = [s for s in scopes if s not in SCOPES]
     if not scopes or unknown:
         problems["scopes"] = [f"choose from {', '.join(SCOPES)}"]
@@ -68,7 +71,7 @@ def authenticate(authorization: str | None, *, now: dt.datetime | None = None) -
             a caller learns nothing about which keys exist).
     """
     scheme, _, value = (authorization or "").partition(" ")
-    match = _KEY_FORMAT.match(value.strip()) if scheme.lower() == "bearer" else None
+    match = _KEY_FORMAT.fullmatch(value.strip()) if scheme.lower() == "bearer" else None
     if match is None:
         raise Unauthorized("Send an API key as 'Authorization: Bearer gw_…'.")
     row = db.session.scalar(select(ApiKey).where(ApiKey.prefix == match.group(1)))
@@ -105,6 +108,22 @@ def require(key: ApiKey, scope: str, account_id: int | None = None) -> None:
         raise Forbidden(f"This API key lacks the {scope!r} scope.")
     if account_id is not None and not key.allows_account(account_id):
         raise Forbidden(f"This API key may not use account {account_id}.")
+
+
+def require_unrestricted(key: ApiKey) -> None:
+    """Check that ``key`` is not limited to some accounts (actions on the whole instance).
+
+    Creating an account is such an action: a key limited to accounts 1 and 2 could otherwise
+    make a third and, through it, reach a broker the operator never gave it.
+
+    Raises:
+        Forbidden: the key is limited to some accounts.
+    """
+    if key.account_ids is not None:
+        raise Forbidden(
+            "This API key is limited to some accounts; this action concerns the whole gateway "
+            "and needs an admin key that is not."
+        )
 
 
 def list_api_keys() -> Sequence[ApiKey]:

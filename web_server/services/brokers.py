@@ -43,29 +43,53 @@ def adapter_class(exchange: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def broker_urls(exchange: str, environment: str) -> list[str]:
+    """Return the hosts of a broker's environment: the configured one, then the official one.
+
+    ``GATEWAY_BROKERS__<EXCHANGE>__<ENVIRONMENT>_URL`` first, then the broker package's
+    ``DEFAULT_BASE_URLS``; empty when neither knows the environment (Upbit has no PAPER).
+    """
+    urls: list[str] = []
+    brokers = current_app.config.get("BROKERS") or {}
+    configured = brokers.get(exchange) or brokers.get(exchange.lower()) or {}
+    url = configured.get(f"{environment}_URL") or configured.get(f"{environment.lower()}_url")
+    if url:
+        urls.append(str(url))
+    if exchange in ADAPTERS:
+        module = importlib.import_module(adapter_class(exchange).__module__.rsplit(".", 1)[0])
+        defaults: dict[str, str] = getattr(module, "DEFAULT_BASE_URLS", {})
+        if environment in defaults:
+            urls.append(defaults[environment])
+    return urls
+
+
 def base_url_for(account: Account) -> str:
     """Return the URL the account's adapter talks to.
 
     Raises:
-        ConfigError: nothing says where this broker's environment lives.
+        ConfigError: nothing says where this broker's environment lives, or the account's own
+            ``base_url`` is not a host its keys may travel to (set before the rule, or the
+            allow-list changed since): the keys are not sent.
     """
     if account.base_url:
+        from web_server.services.accounts import broker_url_problem
+
+        problem = broker_url_problem(
+            account.base_url, exchange=account.exchange, environment=account.environment
+        )
+        if problem is not None:
+            raise ConfigError(
+                f"Account {account.id}: its base_url is not allowed ({problem}); the operator "
+                "must change it before the gateway sends its keys anywhere."
+            )
         return account.base_url
-    brokers = current_app.config.get("BROKERS") or {}
-    configured = brokers.get(account.exchange) or brokers.get(account.exchange.lower()) or {}
-    url = configured.get(f"{account.environment}_URL") or configured.get(
-        f"{account.environment.lower()}_url"
-    )
-    if url:
-        return str(url)
-    module = importlib.import_module(adapter_class(account.exchange).__module__.rsplit(".", 1)[0])
-    defaults: dict[str, str] = getattr(module, "DEFAULT_BASE_URLS", {})
-    if account.environment not in defaults:
+    urls = broker_urls(account.exchange, account.environment)
+    if not urls:
         raise ConfigError(
             f"No {account.environment} URL for {account.exchange}: set the account's base_url or "
             f"GATEWAY_BROKERS__{account.exchange}__{account.environment}_URL."
         )
-    return defaults[account.environment]
+    return urls[0]
 
 
 def credentials_for(account: Account) -> Credentials:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import or_, select
 
-from web_server.errors import NotFound
+from web_server.errors import NotFound, ValidationFailed
 from web_server.extensions import db
 from web_server.models import Stock
 from web_server.models.market import SYMBOL_PATTERN
+from web_server.services.grammar import text_problem
 
 __all__ = ["SYMBOL_PATTERN", "Stock", "get_stock", "search_stocks"]
 
@@ -34,7 +35,13 @@ def search_stocks(
     limit: int = 50,
     offset: int = 0,
 ) -> Sequence[Stock]:
-    """Find stocks by code prefix or by part of the Korean name, filtered by market and status."""
+    """Find stocks by code prefix or by part of the Korean name, filtered by market and status.
+
+    Raises:
+        ValidationFailed: the query holds a NUL, a control character or a lone surrogate.
+    """
+    if query and (problem := text_problem(query)):
+        raise ValidationFailed("The search text is not acceptable.", errors={"q": [problem]})
     statement = select(Stock).order_by(Stock.symbol).limit(limit).offset(offset)
     if query:
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from web_server.errors import Conflict, Unauthorized, ValidationFailed
 from web_server.extensions import db
 from web_server.models import User
+from web_server.services.grammar import is_ascii_digits, text_problem
 
 _hasher = PasswordHasher()
 # Verifying against a dummy hash when the user does not exist keeps the response time the same,
@@ -31,6 +32,8 @@ def create_user(username: str, password: str) -> User:
     problems: dict[str, list[str]] = {}
     if not 3 <= len(username) <= 64:
         problems["username"] = ["must be 3 to 64 characters"]
+    elif problem := text_problem(username):
+        problems["username"] = [problem]
     if len(password) < MIN_PASSWORD_LENGTH:
         problems["password"] = [f"must be at least {MIN_PASSWORD_LENGTH} characters"]
     if problems:
@@ -45,7 +48,8 @@ def create_user(username: str, password: str) -> User:
 
 def get_enabled_user(user_id: str) -> User | None:
     """Return the enabled user with this id (as a login session stores it), or None."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    valid = is_ascii_digits(user_id) and len(user_id) <= 18
+    user = db.session.get(User, int(user_id)) if valid else None
     return user if user is not None and user.is_enabled else None
 
 
@@ -56,6 +60,11 @@ def authenticate(username: str, password: str, *, now: dt.datetime | None = None
         Unauthorized: wrong username or password, or the account is locked for a while.
     """
     now = now or dt.datetime.now(dt.UTC)
+    if text_problem(username):
+        # No such user can exist (and PostgreSQL cannot compare a NUL): the same answer, the
+        # same time, as a wrong password.
+        _verify(_DUMMY_HASH, password)
+        raise Unauthorized("Wrong username or password.")
     user = db.session.scalar(
         select(User).where(User.username == username.strip()).with_for_update()
     )

@@ -168,15 +168,14 @@ def edit_account(account_id: int) -> Any:
         return _render_account(account, form, 422)
     try:
         with transaction():
-            if form.api_key.data:
-                accounts_service.replace_keys(
-                    account, api_key=form.api_key.data, api_secret=form.api_secret.data or ""
-                )
+            # One call: moving the account (base URL) needs the keys in the same change.
             accounts_service.update_account(
                 account,
                 name=(form.name.data or "").strip(),
                 is_active=form.is_active.data,
                 base_url=(form.base_url.data or "").strip() or None,
+                api_key=form.api_key.data or None,
+                api_secret=form.api_secret.data or None,
             )
     except ValidationFailed as exc:
         problems = apply_errors(form, exc.errors)

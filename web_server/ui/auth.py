@@ -27,7 +27,9 @@ def navigation() -> dict[str, Any]:
     """Give every page (the error pages too) the logout form of the nav bar."""
     if not current_user or not current_user.is_authenticated:
         return {}
-    return {"logout_form": ActionForm(prefix="logout")}
+    # formdata=None: this form only renders its button, and must not read the body of the
+    # request being answered (a 413 page would read the body it refuses).
+    return {"logout_form": ActionForm(prefix="logout", formdata=None)}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -44,7 +46,8 @@ def login() -> Any:
         db.session.commit()
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form)
+    # A submitted form that does not validate (a NUL in the name, an empty field) is a 422.
+    return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200
 
 
 @bp.post("/logout")

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 
 from web_server.services.accounts import ENVIRONMENTS, EXCHANGES, SECURITIES_EXCHANGES
 from web_server.services.api_keys import SCOPES
+from web_server.services.grammar import key_problem, text_problem
 
 EXCHANGE_LABELS = {
     "KIS": "KIS (Korea Investment & Securities)",
@@ -30,10 +31,22 @@ ENVIRONMENT_LABELS = {"REAL": "REAL (real money)", "PAPER": "PAPER (paper tradin
 STOCK_MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
 
 
+def plain_text(form: FlaskForm, field: Any) -> None:
+    """Refuse NUL, control characters and lone surrogates (the API's text grammar)."""
+    if field.data and (problem := text_problem(str(field.data))):
+        raise ValidationError(problem)
+
+
+def broker_key(form: FlaskForm, field: Any) -> None:
+    """Refuse a broker key that is not printable ASCII without blanks."""
+    if field.data and (problem := key_problem(str(field.data))):
+        raise ValidationError(problem)
+
+
 class LoginForm(FlaskForm):
     """Username and password."""
 
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    username = StringField("Username", validators=[DataRequired(), Length(max=64), plain_text])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
@@ -44,7 +57,7 @@ class AccountCreateForm(FlaskForm):
     form has errors.
     """
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=100), plain_text])
     exchange = SelectField(
         "Exchange",
         choices=[SelectChoice(e.value, EXCHANGE_LABELS[e]) for e in EXCHANGES],
@@ -55,9 +68,11 @@ class AccountCreateForm(FlaskForm):
         choices=[SelectChoice(e.value, ENVIRONMENT_LABELS[e]) for e in ENVIRONMENTS],
         default="REAL",
     )
-    api_key = PasswordField("API key (app key)", validators=[DataRequired(), Length(max=4096)])
+    api_key = PasswordField(
+        "API key (app key)", validators=[DataRequired(), Length(max=4096), broker_key]
+    )
     api_secret = PasswordField(
-        "API secret (app secret)", validators=[DataRequired(), Length(max=4096)]
+        "API secret (app secret)", validators=[DataRequired(), Length(max=4096), broker_key]
     )
     account_number = StringField(
         "Account number (8 digits)",
@@ -69,10 +84,11 @@ class AccountCreateForm(FlaskForm):
         validators=[Optional(), Regexp(r"^\d{2}$", message="must be 2 digits")],
     )
     cert_password = PasswordField(
-        "Certificate password (optional)", validators=[Optional(), Length(max=1024)]
+        "Certificate password (optional)", validators=[Optional(), Length(max=1024), plain_text]
     )
     base_url = StringField(
-        "Base URL (optional, e.g. a simulator)", validators=[Optional(), Length(max=2048)]
+        "Base URL (optional, e.g. a simulator)",
+        validators=[Optional(), Length(max=2048), plain_text],
     )
 
     def securities_config(self) -> dict[str, Any] | None:
@@ -91,14 +107,16 @@ class AccountCreateForm(FlaskForm):
 class AccountEditForm(FlaskForm):
     """Rename, (de)activate, repoint; new keys come as a pair."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=100), plain_text])
     is_active = BooleanField("Active")
     base_url = StringField(
-        "Base URL (empty: the broker's configured host)",
-        validators=[Optional(), Length(max=2048)],
+        "Base URL (empty: the broker's configured host; a change needs the keys too)",
+        validators=[Optional(), Length(max=2048), plain_text],
     )
-    api_key = PasswordField("New API key", validators=[Optional(), Length(max=4096)])
-    api_secret = PasswordField("New API secret", validators=[Optional(), Length(max=4096)])
+    api_key = PasswordField("New API key", validators=[Optional(), Length(max=4096), broker_key])
+    api_secret = PasswordField(
+        "New API secret", validators=[Optional(), Length(max=4096), broker_key]
+    )
 
     def validate(self, extra_validators: Any = None) -> bool:
         """Check the fields, then that a new key comes with its secret."""
@@ -119,7 +137,7 @@ def _at_least_one(form: FlaskForm, field: SelectMultipleField) -> None:
 class ApiKeyCreateForm(FlaskForm):
     """A new API key: label, scopes, optionally the accounts it may touch."""
 
-    label = StringField("Label", validators=[DataRequired(), Length(max=100)])
+    label = StringField("Label", validators=[DataRequired(), Length(max=100), plain_text])
     scopes = SelectMultipleField(
         "Scopes",
         choices=[SelectChoice(s) for s in SCOPES],
@@ -140,7 +158,7 @@ class StockSearchForm(FlaskForm):
 
         csrf = False
 
-    q = StringField("Code or name", validators=[Optional(), Length(max=100)])
+    q = StringField("Code or name", validators=[Optional(), Length(max=100), plain_text])
     market = SelectField(
         "Market",
         choices=[SelectChoice("", "All markets"), *(SelectChoice(m) for m in STOCK_MARKETS)],

@@ -2,15 +2,18 @@
 
 An order is never lost and never sent twice. Each part of its life has its module:
 
-- ``placement``: validate, commit the intent *before* the broker is called (STYLE H8), call the
-  broker once, record its answer; replays and conflicts of an ``Idempotency-Key``.
+- ``placement``: validate, commit the intent *before* the broker is called (STYLE H8); replays
+  and conflicts of an ``Idempotency-Key`` (no order id is handed out before it is settled).
+- ``submission``: own the committed order, call the broker once, record its answer — riding out
+  a lost database connection with bounded retries.
 - ``cancel``: cancel an open order at its broker.
-- ``reconcile``: settle UNKNOWN orders, and PENDING_SUBMIT ones a crash left behind, by asking
-  the broker; never resend.
+- ``reconcile``: settle UNKNOWN orders, and PENDING_SUBMIT ones whose request is gone (their
+  lease ran out), by asking the broker; never resend.
 - ``polling``: move open orders forward (PARTIALLY_FILLED, FILLED, CANCELLED).
 - ``queries``: one order, pages of orders, an account's latest, and the API's view of an order.
 - ``lifecycle``: what every writer shares: the order's advisory lock (held by the request, the
-  reconciler, the poller and a cancel alike) and the state moves, which only ever go forward.
+  reconciler, the poller and a cancel alike), the placing request's lease, and the state moves,
+  which only ever go forward.
 
 The public functions are re-exported here, so ``from web_server.services import orders`` keeps
 working for the API, the jobs and the tests.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from brokers.statuses import OPEN_STATUSES
 from web_server.services.orders.cancel import cancel_order
+from web_server.services.orders.lifecycle import SEND_WINDOW, START_LEASE
 from web_server.services.orders.placement import (
     IDEMPOTENCY_KEY,
     ROUTES,
@@ -30,20 +34,15 @@ from web_server.services.orders.placement import (
 )
 from web_server.services.orders.polling import poll_open_orders
 from web_server.services.orders.queries import get_order, list_orders, order_view, recent_orders
-from web_server.services.orders.reconcile import (
-    RECONCILE_AFTER,
-    RECONCILE_GRACE,
-    SUBMIT_WINDOW,
-    reconcile_orders,
-)
+from web_server.services.orders.reconcile import RECONCILE_GRACE, reconcile_orders
 
 __all__ = [
     "IDEMPOTENCY_KEY",
     "OPEN_STATUSES",
-    "RECONCILE_AFTER",
     "RECONCILE_GRACE",
     "ROUTES",
-    "SUBMIT_WINDOW",
+    "SEND_WINDOW",
+    "START_LEASE",
     "cancel_order",
     "canonical_body",
     "get_order",

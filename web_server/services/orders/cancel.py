@@ -31,7 +31,7 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
     order = get_order(key, order_id)
     with order_lock(order.id) as free:
         if not free:
-            raise Conflict(f"Order {order_id} is being updated; retry in a moment.")
+            raise Conflict(f"Order {order_id} is being updated; retry in a moment.", retry_after=1)
         db.session.refresh(order)
         if order.status not in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
             raise Conflict(

@@ -1,9 +1,17 @@
-"""What every writer of an order shares: the order's advisory lock and its forward-only state.
+"""What every writer of an order shares: its lock, its lease, and its forward-only state.
 
 Every writer of an order's state (the placing request, the reconciler, the poller, a cancel)
 holds the order's advisory lock, which a live request keeps for its whole broker call and a dead
-one releases with its connection. Status only ever moves forward, and the filled quantity never
-shrinks.
+one releases with its connection. The lock alone cannot tell a dead request from a live one whose
+connection was cut, so an order being placed also carries a lease (``lease_until``): the
+reconciler takes over an unsettled order only when its lock is free *and* its lease has run out,
+and it takes the row ``FOR UPDATE`` first, so a request and the reconciler never both act on one
+order. Status only ever moves forward, and the filled quantity never shrinks.
+
+The lease has two stages. Committing the order gives the request :data:`START_LEASE` to get
+ready; being cleared to call the broker (``send_started_ts``) extends it to the end of the
+longest possible broker call (:data:`SEND_WINDOW`). So an orphan whose request never started
+sending is known never to have reached the broker as soon as its short lease ends.
 """
 
 from __future__ import annotations
@@ -19,12 +27,22 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from brokers import BrokerOrder, OrderRequest, OrderType, Side
-from web_server.errors import BrokerError, GatewayError
+from web_server.errors import BrokerError, GatewayError, is_database_unavailable
 from web_server.extensions import db
 from web_server.locks import advisory_lock, lock_key
-from web_server.models import CryptoMarket, Order, OrderStatus
+from web_server.models import CryptoMarket, Order, OrderIntent, OrderStatus
 
 log = logging.getLogger(__name__)
+
+#: How long a placing request has, from committing its order, to be cleared to call the broker
+#: (take the order's lock, read its token, ride out a database hiccup). Its retries stop earlier
+#: (``placement.py``); after this the reconciler may find the order an orphan that was never sent.
+START_LEASE = dt.timedelta(seconds=20)
+#: The latest a broker can receive an order after the request was cleared to send it: token wait
+#: (30 s), token issuance and one re-issue (2 × 10 s), connect and read (2 × 10 s), with a margin.
+#: A history search for an order without client id looks no later than the lease this gives, so
+#: a later identical order is never taken for it.
+SEND_WINDOW = dt.timedelta(seconds=120)
 
 # How far an order's state may move: a later rank never goes back to an earlier one.
 _RANK = {
@@ -43,12 +61,26 @@ _RANK = {
 def order_lock(order_id: uuid.UUID, *, wait: bool = False) -> Iterator[bool]:
     """Hold the order's advisory lock for the block; yield whether it was obtained.
 
+    A lock whose connection was cut during the block is already released (the server ended its
+    session); failing to say so again is not an error of the block's work.
+
     Raises:
         LockTimeout: ``wait=True`` and another actor kept the lock for 10 seconds.
     """
-    key = lock_key("order", str(order_id))
-    with advisory_lock(db.engine, key, wait=wait, timeout="10s") as got:
+    lock = advisory_lock(db.engine, lock_key("order", str(order_id)), wait=wait, timeout="10s")
+    got = lock.__enter__()
+    try:
         yield got
+    except BaseException as exc:
+        if not lock.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        try:
+            lock.__exit__(None, None, None)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            log.info("order %s: its lock's connection was lost; the server released it", order_id)
 
 
 def each_order(order_id: uuid.UUID, work: Callable[[Session, Order], str]) -> str:
@@ -65,14 +97,19 @@ def each_order(order_id: uuid.UUID, work: Callable[[Session, Order], str]) -> st
             if not free:
                 return "busy"
             with Session(db.engine, expire_on_commit=False) as session, session.begin():
-                order = session.get(Order, order_id)
+                # FOR UPDATE: a placing request whose lock was cut records its answer, or claims
+                # the right to send, under the row lock; it waits for us, then sees what we did.
+                order = session.get(Order, order_id, with_for_update=True)
                 if order is None:
                     return "gone"
                 return work(session, order)
     except GatewayError as exc:
         log.warning("order %s: %s", order_id, exc.code)
         return "unreadable"
-    except Exception:  # noqa: BLE001 - one bad order must not stop the job
+    except Exception as exc:  # noqa: BLE001 - one bad order must not stop the job
+        if is_database_unavailable(exc):
+            log.warning("order %s: database unavailable (%s)", order_id, type(exc).__name__)
+            return "db_unavailable"
         log.exception("order %s: job failed", order_id)
         return "error"
 
@@ -128,6 +165,22 @@ def apply_answer(order: Order, broker: BrokerOrder, now: dt.datetime) -> None:
     order.raw = json.loads(json.dumps(dict(broker.raw), default=str)) if broker.raw else order.raw
     order.submitted_ts = order.submitted_ts or now
     order.updated_ts = now
+
+
+def forget(session: Session, order: Order) -> bool:
+    """Delete an order that never took effect at the broker, and its intent; tell whether it did.
+
+    Only a PENDING_SUBMIT order is forgotten: no one has been told its id (a replay of its key is
+    told to retry), so its key may start over. An order anything else has settled stays.
+    """
+    if order.status != OrderStatus.PENDING_SUBMIT:
+        return False
+    intent = session.get(OrderIntent, order.intent_id)
+    session.delete(order)
+    session.flush()  # the order references the intent (ON DELETE RESTRICT)
+    if intent is not None:
+        session.delete(intent)
+    return True
 
 
 def broker_text(exc: BrokerError) -> str:

@@ -1,24 +1,28 @@
 """Placing an order: validated, committed as an intent, sent once, answered (DESIGN §4).
 
-Placement never loses an order and never sends one twice:
+Placement never loses an order, never sends one twice, and never hands out an order id that can
+later disappear:
 
 1. The request is validated (account active and allowed, symbol in the master and tradable or a
    known crypto market, quantity and price shapes, the KRX tick for stocks) before anything is
-   written.
-2. The intent and the order (PENDING_SUBMIT, with our client order id) are committed in their own
-   short transaction *before* the broker is called (the deliberate exception of STYLE H8), keyed
-   by ``<API key>:<Idempotency-Key>``. The same key with the same body replays the stored order;
-   with another body (another account included) it is a conflict; while the first request is
-   still at the broker, a replay is told to retry.
-3. The broker is called once, while the request holds the order's advisory lock. Its answer makes
-   the order SUBMITTED (or further) or REJECTED. A transient error before sending
-   (``BrokerUnavailable``: the request never took effect) removes the intent, so the client may
-   retry with the same key. A lost answer (``OrderStateUnknown``), or anything unexpected after
-   the commit, leaves the order UNKNOWN for the reconciler (``reconcile.py``).
+   written. A database failure here answers 503 and nothing is stored.
+2. The intent and the order (PENDING_SUBMIT, with our client order id and a short lease) are
+   committed in their own transaction *before* the broker is called (the deliberate exception of
+   STYLE H8), keyed by ``<API key>:<Idempotency-Key>``. A commit whose acknowledgement is lost is
+   looked up again rather than guessed at.
+3. ``submission.py`` sends it once and records the answer, riding out a lost connection.
+
+Replays: the same key with the same body answers the stored order once it has left
+PENDING_SUBMIT — from then on its id is permanent; while it is PENDING_SUBMIT (its request still
+at the broker, or an orphan the reconciler has yet to settle) a replay is 409 ``order_in_flight``
+with ``Retry-After`` and no id, because the attempt may still be withdrawn (the broker refused it
+before acting) and its key start over. The same key with another body (another account
+included) is 409 ``idempotency_conflict``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -31,32 +35,33 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from brokers import utc_now
+from brokers import OrderRequest, OrderType, Side, utc_now
 from brokers.krx import krx_stock_tick
+from web_server.database import retry_unavailable
 from web_server.errors import (
-    BrokerRejected,
-    BrokerUnavailable,
     Conflict,
     Forbidden,
     IdempotencyConflict,
-    OrderStateUnknown,
+    OrderInFlight,
     ValidationFailed,
 )
 from web_server.extensions import db
 from web_server.models import Account, ApiKey, CryptoMarket, Order, OrderIntent, OrderStatus
 from web_server.services.accounts import get_account
-from web_server.services.brokers import adapter_for
-from web_server.services.orders.lifecycle import (
-    advance,
-    apply_answer,
-    broker_text,
-    order_lock,
-    order_request,
-)
+from web_server.services.orders import submission
+from web_server.services.orders.lifecycle import START_LEASE
 from web_server.services.symbols import UnknownSymbol
 
 log = logging.getLogger(__name__)
+
+#: How long committing the intent may keep trying while the database is unreachable.
+COMMIT_BUDGET = 5.0
+#: What a replay of an order still being placed is told to wait, in seconds: its request is
+#: normally done within one; an orphan waits for the reconciler's next round.
+IN_FLIGHT_RETRY_AFTER = 1
+ORPHAN_RETRY_AFTER = 5
 
 ROUTES = ("KRX", "NXT", "SOR")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -143,10 +148,12 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
     Raises:
         ValidationFailed: the order or its symbol is not acceptable (nothing is written).
         IdempotencyConflict: the key was used with another body.
-        Conflict: the first request with this key is still at the broker; retry shortly.
+        OrderInFlight: the first request with this key has not settled its order yet; retry
+            after ``retry_after`` seconds.
         Forbidden: the API key may not use the account.
-        BrokerUnavailable: the broker could not be reached; nothing was sent or stored, so the
-            same request may be retried with the same key.
+        BrokerUnavailable: the broker refused before acting (rate limit, outage, unreachable);
+            nothing is kept, so the same request may be retried with the same key.
+        DatabaseUnavailable: the database did not answer; retry with the same key.
     """
     if not IDEMPOTENCY_KEY.match(idempotency_key):
         raise ValidationFailed(
@@ -174,73 +181,104 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         "limit_price": body.get("limit_price"),
         "route": body.get("route"),
     }
-    intent = OrderIntent(
-        **values,
-        action_key=action_key,
-        request_hash=digest,
-        status=OrderStatus.PENDING_SUBMIT.value,
+    order_id, client_order_id = uuid.uuid4(), new_client_order_id()
+    request = OrderRequest(
+        symbol=body["symbol"],
+        side=Side(body["side"]),
+        order_type=OrderType(body["type"]),
+        quantity=body["quantity"],
+        client_order_id=client_order_id,
+        limit_price=body.get("limit_price"),
+        route=body.get("route"),
     )
-    order = Order(
-        **values,
-        intent=intent,
-        client_order_id=new_client_order_id(),
-        status=OrderStatus.PENDING_SUBMIT.value,
-    )
-    db.session.add_all([intent, order])
-    try:
-        db.session.commit()  # durable before the broker hears of it (STYLE H8)
-    except IntegrityError:
-        db.session.rollback()  # the same key raced in from another request: replay it
+    # Everything the broker call needs is read now, while a failure still costs nothing; then
+    # the request's own reads end, so no connection waits idle in a transaction on the broker.
+    sender = submission.Sender(account)
+    db.session.commit()
+    lease = utc_now() + START_LEASE
+    if not _commit_intent(action_key, digest, values, order_id, client_order_id, lease):
+        # The same key raced in from another request: replay it.
         existing = _replay(action_key, digest)
-        if existing is None:
-            raise
+        if existing is None:  # that attempt was withdrawn in between: start over on retry
+            raise OrderInFlight(_IN_FLIGHT, retry_after=IN_FLIGHT_RETRY_AFTER)
         return existing, True
-
-    with order_lock(order.id, wait=True):
-        _submit(account, order, intent)
-    return order, False
+    return sender.send(order_id, lease, request), False
 
 
-def _submit(account: Account, order: Order, intent: OrderIntent) -> None:
-    """Send the committed order once and record the outcome (the caller holds its lock)."""
-    now = utc_now()
-    try:
-        answer = adapter_for(account).place_order(order_request(db.session, order))
-    except BrokerUnavailable:
-        # Not sent: forget the intent so that a retry with the same key starts over.
-        db.session.delete(order)
-        db.session.delete(intent)
-        db.session.commit()
-        raise
-    except BrokerRejected as exc:
-        advance(order, OrderStatus.REJECTED, now)
-        order.reject_code = exc.broker_code or exc.code
-        order.reject_message = broker_text(exc)
-        intent.status = OrderStatus.REJECTED.value
-    except Exception as exc:  # noqa: BLE001 - sent or not, the reconciler will find out
-        reason = exc if isinstance(exc, OrderStateUnknown) else None
-        if reason is None:
-            log.exception("order %s: unexpected failure while placing it", order.id)
-        order.status = intent.status = OrderStatus.UNKNOWN.value
-        order.reject_code = "order_state_unknown"
-        order.reject_message = broker_text(reason) if reason else type(exc).__name__
-        order.updated_ts = now
-        log.warning("order %s: outcome unknown; the reconciler will settle it", order.id)
-    else:
-        apply_answer(order, answer, now)
-        intent.status = OrderStatus.SUBMITTED.value
-    intent.updated_ts = now
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # The broker's number is already bound to another of our orders: only a wrong
-        # reconciliation can do that. Leave this one UNKNOWN for the reconciler to settle.
-        db.session.rollback()
-        log.error("order %s: broker order number already recorded elsewhere", order.id)
-        db.session.refresh(order)
+_IN_FLIGHT = (
+    "The first request with this Idempotency-Key is still at the broker; retry in a few seconds "
+    "with the same key."
+)
+
+
+def _commit_intent(
+    action_key: str,
+    digest: str,
+    values: Mapping[str, Any],
+    order_id: uuid.UUID,
+    client_order_id: str,
+    lease: dt.datetime,
+) -> bool:
+    """Commit the intent and its PENDING_SUBMIT order; tell whether they are ours.
+
+    False means the key is already taken by another request. A commit whose acknowledgement was
+    lost with the connection is found again by the next attempt instead of being inserted twice.
+
+    Raises:
+        DatabaseUnavailable: the database did not answer for :data:`COMMIT_BUDGET` seconds.
+    """
+    tried = False
+
+    def attempt() -> bool:
+        nonlocal tried
+        with Session(db.engine) as session:
+            if tried:
+                owner = session.execute(
+                    select(OrderIntent.intent_id, Order.id)
+                    .outerjoin(Order, Order.intent_id == OrderIntent.intent_id)
+                    .where(OrderIntent.action_key == action_key)
+                ).first()
+                if owner is not None:
+                    return owner[1] == order_id
+            tried = True
+            intent = OrderIntent(
+                **values,
+                action_key=action_key,
+                request_hash=digest,
+                status=OrderStatus.PENDING_SUBMIT.value,
+            )
+            session.add_all(
+                [
+                    intent,
+                    Order(
+                        **values,
+                        id=order_id,
+                        intent=intent,
+                        client_order_id=client_order_id,
+                        status=OrderStatus.PENDING_SUBMIT.value,
+                        lease_until=lease,
+                    ),
+                ]
+            )
+            try:
+                session.commit()  # durable before the broker hears of it (STYLE H8)
+            except IntegrityError as exc:
+                diagnostics = getattr(exc.orig, "diag", None)
+                if getattr(diagnostics, "constraint_name", None) != "uq_order_intents_action_key":
+                    raise
+                return False
+            return True
+
+    return retry_unavailable(attempt, budget=COMMIT_BUDGET, what=f"order {order_id}: intent")
 
 
 def _replay(action_key: str, digest: str) -> Order | None:
+    """Return the settled order of a key already used, or None if the key is new.
+
+    Raises:
+        IdempotencyConflict: the key was used with another body.
+        OrderInFlight: the key's order is still PENDING_SUBMIT: no id is handed out yet.
+    """
     intent = db.session.scalar(select(OrderIntent).where(OrderIntent.action_key == action_key))
     if intent is None:
         return None
@@ -249,15 +287,9 @@ def _replay(action_key: str, digest: str) -> Order | None:
             "This Idempotency-Key was used with a different order; use a new key for a new order."
         )
     order = db.session.scalar(select(Order).where(Order.intent_id == intent.intent_id))
-    if order is None:
-        return None
-    if order.status == OrderStatus.PENDING_SUBMIT:
-        with order_lock(order.id) as free:
-            if not free:
-                raise Conflict(
-                    "The first request with this Idempotency-Key is still at the broker; "
-                    "retry in a few seconds.",
-                    extra={"order_id": str(order.id)},
-                )
-        db.session.refresh(order)
+    if order is None or order.status == OrderStatus.PENDING_SUBMIT:
+        leased = order is None or order.lease_until is None or order.lease_until > utc_now()
+        raise OrderInFlight(
+            _IN_FLIGHT, retry_after=IN_FLIGHT_RETRY_AFTER if leased else ORPHAN_RETRY_AFTER
+        )
     return order

@@ -1,11 +1,22 @@
 """Reconciliation: settling orders whose outcome is in doubt, by asking the broker (DESIGN §4).
 
-``reconcile_orders`` (a leader job) settles UNKNOWN orders, and PENDING_SUBMIT ones a crash left
-behind, by asking the broker: by its order number if we have one, by client order id where the
-broker keeps one, by the day's history where it does not (KIS, Kiwoom). It never sends an order
-again, and never touches an order whose request is still running: it works one order per
-transaction under the order's advisory lock (``lifecycle.py``), which a live request keeps for
-its whole broker call and a dead one releases with its connection.
+``reconcile_orders`` (a leader job) settles UNKNOWN orders, and PENDING_SUBMIT ones whose placing
+request is gone (it died, or gave up while the database was unreachable). It never sends an order
+again, and never touches an order a request may still be working on: it works one order per
+transaction, under the order's advisory lock and its row lock, and takes a PENDING_SUBMIT order
+over only once the order's lease has run out (``lifecycle.py``) — the lock alone would not do,
+since a live request whose connection was cut has lost it.
+
+- A PENDING_SUBMIT orphan that was never cleared to send (``send_started_ts`` NULL) cannot be at
+  the broker: it is forgotten, with its intent, as soon as its short lease ends, so its key starts
+  over (no one was ever given its id).
+- Any other is looked up at the broker: by its order number if we have one, by client order id
+  where the broker keeps one, by the day's history where it does not (KIS, Kiwoom), between its
+  creation and its lease's end (the latest it could have arrived). Found: settled from the
+  broker's answer. Not found once the lease has ended plus :data:`RECONCILE_GRACE`: it never
+  arrived — an UNKNOWN order (whose id the client has) ends REJECTED ``not_at_broker``, a
+  PENDING_SUBMIT one is forgotten like a refusal before sending.
+- An UNKNOWN order that was never cleared to send ends REJECTED ``not_sent`` without asking.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from brokers import BrokerOrder, utc_now
@@ -21,36 +32,40 @@ from web_server.errors import OrderNotFound
 from web_server.extensions import db
 from web_server.models import Account, Order, OrderIntent, OrderStatus
 from web_server.services.brokers import adapter_for
-from web_server.services.orders.lifecycle import advance, apply_answer, each_order, order_request
+from web_server.services.orders.lifecycle import (
+    SEND_WINDOW,
+    advance,
+    apply_answer,
+    each_order,
+    forget,
+    order_request,
+)
 
 log = logging.getLogger(__name__)
 
-# A PENDING_SUBMIT order younger than this is left alone even without its lock: the request may
-# not have taken the lock yet.
-RECONCILE_AFTER = dt.timedelta(seconds=30)
 # How long a broker may take to show an order we sent before "not found" means "never arrived".
 RECONCILE_GRACE = dt.timedelta(seconds=60)
-# The latest a broker can have received an order after we created it: token wait (30 s), token
-# issuance and one re-issue (2 × 10 s), connect and read (2 × 10 s), with a margin. A history
-# search for an order without client id looks no later than this, so a later identical order is
-# never taken for it.
-SUBMIT_WINDOW = dt.timedelta(seconds=120)
+_UNSETTLED = (OrderStatus.PENDING_SUBMIT.value, OrderStatus.UNKNOWN.value)
 
 
 def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
-    """Settle UNKNOWN orders and stale PENDING_SUBMIT ones by asking the broker; never resend."""
+    """Settle UNKNOWN orders and orphaned PENDING_SUBMIT ones by asking the broker; never resend.
+
+    Returns:
+        How many orders came to each outcome (``found``, ``waiting``, ``never_arrived``,
+        ``never_sent``, ``leased``, ``busy``, …).
+    """
     now = now or utc_now()
     with Session(db.engine) as session:
         candidates = session.scalars(
             select(Order.id)
             .where(
+                Order.status.in_(_UNSETTLED),  # served by idx_orders_unsettled
                 or_(
-                    Order.status == OrderStatus.UNKNOWN,
-                    and_(
-                        Order.status == OrderStatus.PENDING_SUBMIT,
-                        Order.created_ts < now - RECONCILE_AFTER,
-                    ),
-                )
+                    Order.status == OrderStatus.UNKNOWN.value,
+                    Order.lease_until.is_(None),
+                    Order.lease_until < now,
+                ),
             )
             .order_by(Order.created_ts)
         ).all()
@@ -64,6 +79,20 @@ def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
 
 
 def _reconcile_one(session: Session, order: Order, now: dt.datetime) -> str:
+    pending = order.status == OrderStatus.PENDING_SUBMIT
+    if order.status not in _UNSETTLED:
+        return "settled"  # its request recorded an answer since we looked
+    if pending and order.lease_until is not None and order.lease_until > now:
+        return "leased"  # its request may still send it, or record what the broker said
+    if order.send_started_ts is None:
+        if pending:
+            forget(session, order)
+            log.info("order %s: never sent and its request is gone; forgotten", order.id)
+            return "never_sent"
+        _reject(session, order, now, "not_sent", "The gateway never sent this order.")
+        return "never_sent"
+    # The latest the broker could have received it: the lease's end (legacy rows: the old rule).
+    arrival_bound = order.lease_until or order.created_ts + SEND_WINDOW
     account = session.get(Account, order.account_id)
     assert account is not None
     adapter = adapter_for(account)
@@ -91,22 +120,39 @@ def _reconcile_one(session: Session, order: Order, now: dt.datetime) -> str:
                 )
             )
         )
-        found = adapter.find_order(
-            request, order.created_ts, until=order.created_ts + SUBMIT_WINDOW, exclude=taken
-        )
-    intent = session.get(OrderIntent, order.intent_id)
-    assert intent is not None
+        found = adapter.find_order(request, order.created_ts, until=arrival_bound, exclude=taken)
     if found is not None:
+        intent = session.get(OrderIntent, order.intent_id)
+        assert intent is not None
         apply_answer(order, found, now)
+        order.lease_until = None
         intent.status = OrderStatus.SUBMITTED.value
         return "found"
-    if now - order.created_ts < SUBMIT_WINDOW + RECONCILE_GRACE:
+    if now < arrival_bound + RECONCILE_GRACE:
         return "waiting"
+    if pending:
+        # No one was given its id: forgotten like a refusal before sending, so the key starts over.
+        forget(session, order)
+    else:
+        _reject(
+            session,
+            order,
+            now,
+            "not_at_broker",
+            "The broker has no such order: the request never took effect.",
+        )
+    log.info("order %s: never arrived at the broker", order.id)
+    return "never_arrived"
+
+
+def _reject(session: Session, order: Order, now: dt.datetime, code: str, message: str) -> None:
+    intent = session.get(OrderIntent, order.intent_id)
+    assert intent is not None
     advance(order, OrderStatus.REJECTED, now)
     intent.status = OrderStatus.REJECTED.value
-    order.reject_code = "not_at_broker"
-    order.reject_message = "The broker has no such order: the request never took effect."
-    return "never_arrived"
+    order.reject_code = code
+    order.reject_message = message
+    order.lease_until = None
 
 
 def _identical_order_in_flight(session: Session, order: Order) -> bool:
@@ -123,7 +169,7 @@ def _identical_order_in_flight(session: Session, order: Order) -> bool:
             Order.quantity == order.quantity,
             Order.limit_price.is_not_distinct_from(order.limit_price),
             Order.created_ts.between(
-                order.created_ts - SUBMIT_WINDOW, order.created_ts + SUBMIT_WINDOW
+                order.created_ts - SEND_WINDOW, order.created_ts + SEND_WINDOW
             ),
             Order.created_ts < order.created_ts,
         )
