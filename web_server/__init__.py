@@ -101,6 +101,7 @@ def _init_extensions(app: Flask) -> None:
     from web_server.migrations_path import MIGRATIONS_DIR
 
     db.init_app(app)
+    _replace_session_teardown(app, db)
     install_session_hooks(Session)  # every session, the services' own ones too
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     csrf.init_app(app)
@@ -112,6 +113,23 @@ def _init_extensions(app: Flask) -> None:
     app.extensions["gateway.symbols"] = SymbolCache(
         app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", "", 1)
     )
+
+
+def _replace_session_teardown(app: Flask, db: Any) -> None:
+    """Close each request's session without letting a dead connection fail the response.
+
+    Flask-SQLAlchemy's own teardown rolls the session back, and a rollback on a connection the
+    database has cut raises: after an answer had been sent, the request turned into a 500. The
+    replacement drops such a connection instead (see ``close_session``).
+    """
+    from web_server.database import close_session
+
+    app.teardown_appcontext_funcs[:] = [
+        func
+        for func in app.teardown_appcontext_funcs
+        if getattr(func, "__func__", None) is not type(db)._teardown_session
+    ]
+    app.teardown_appcontext(lambda exc: close_session(db.session))
 
 
 def _register_error_handlers(app: Flask) -> None:

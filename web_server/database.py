@@ -62,6 +62,23 @@ class Base(DeclarativeBase):
     )
 
 
+def close_session(scoped: Any) -> None:
+    """Remove a scoped session at the end of a request or job, whatever its connection's state.
+
+    Closing rolls back what is open; on a connection the database has cut, that rollback raises.
+    Nothing is left to undo there (the server ended the transaction with the connection), so the
+    session is invalidated instead: its connections are discarded, not returned to the pool.
+    """
+    try:
+        scoped.remove()
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.debug("closing a session on a lost connection: %r", exc)
+        scoped.registry().invalidate()
+        scoped.remove()
+
+
 def retry_unavailable(
     work: Callable[[], T],
     *,

@@ -28,6 +28,7 @@ from werkzeug.exceptions import TooManyRequests
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
 from tests.conftest import random_key, remember_secret
+from web_server.database import close_session
 from web_server.extensions import db
 from web_server.services.orders import START_LEASE, reconcile_orders
 from web_server.services.stocks_sync import run_sync
@@ -197,14 +198,9 @@ class Leader:
                 except sa_exc.SQLAlchemyError:
                     self.outcomes["job_failed"] += 1  # the job runs again on its next tick
                 finally:
-                    db.session.remove()
+                    close_session(db.session)
 
 
-@pytest.mark.skip(
-    reason="flaky on a clean clone (1 of 3 runs): a rollback at request teardown on a killed "
-    "connection, and its cuts reach the symbol cache's LISTEN connection of later tests; "
-    "issue 12 item 3 stays open until fixed"
-)
 def test_orders_survive_cut_database_connections(
     app, api_headers, kis, pg_server, database_url, caplog
 ):

@@ -21,6 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask
 
+from web_server.database import close_session
 from web_server.errors import is_database_unavailable
 from web_server.extensions import db
 from web_server.jobs.leader import LeaderLock
@@ -51,7 +52,7 @@ def leader_only(app: Flask, leader: LeaderLock, job: Callable[[], Any]) -> Calla
                 else:
                     log.exception("job %s failed", name)
             finally:
-                db.session.remove()
+                close_session(db.session)
 
     run.__name__ = getattr(job, "__name__", "job")
     return run

@@ -154,16 +154,23 @@ class SymbolCache:
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
                     if reconnecting:
                         self.invalidate()  # a sync may have happened while we were away
+                    # Set only once the cache is as fresh as the notifications: "listening"
+                    # means no invalidation is still owed (tests wait on it).
+                    self._listening.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0):
                             self.invalidate()
             except psycopg.Error as exc:
+                self._listening.clear()
                 log.warning("symbol cache listener: %s; reconnecting", type(exc).__name__)
                 reconnecting = True
                 self._stop.wait(2.0)
+
+    def wait_listening(self, timeout: float) -> bool:
+        """Return True once the listener is connected and owes no invalidation (for tests)."""
+        return self._listening.wait(timeout)
 
     def close(self) -> None:
         """Stop the listener thread."""
