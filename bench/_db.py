@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,12 @@ import psycopg
 
 @contextlib.contextmanager
 def scratch_database(name: str) -> Iterator[str]:
-    """Create an empty database, yield its SQLAlchemy URL, drop it afterwards."""
+    """Create an empty database, yield its SQLAlchemy URL, drop it afterwards.
+
+    The database is ``name`` plus a random suffix: two people running ``make bench`` on one
+    server never drop each other's.
+    """
+    name = f"{name}_{secrets.token_hex(4)}"
     admin = os.environ.get(
         "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
