@@ -6,15 +6,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install chromium demo test lint bench clean
+.PHONY: install chromium redis demo test lint bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The Python client (its own package; the example strategy and its tests use it).
+	$(BIN)/python -m pip install --quiet -e clients/python
 	@$(MAKE) --no-print-directory chromium
 	@touch $(STAMP)
 
@@ -28,10 +30,20 @@ chromium:
 	  echo "chromium could not be installed: the end-to-end tests will say so and skip"; \
 	else echo "no chromium (install it: apt-get install chromium); the end-to-end tests will skip"; fi
 
+# Redis on 127.0.0.1:6379, for the shared rate limits (GATEWAY_REDIS_URL) and their tests: started
+# in the background when nothing answers there and redis-server is installed.
+redis:
+	@if command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then :; \
+	elif command -v redis-server >/dev/null 2>&1; then \
+	  echo "starting redis-server on 127.0.0.1:6379"; \
+	  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done; \
+	else echo "no redis-server (install it: apt-get install redis-server); the Redis tests will fail"; fi
+
 demo: install
 	$(BIN)/gateway demo
 
-test: install
+test: install redis
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 

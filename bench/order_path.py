@@ -311,8 +311,20 @@ def main() -> None:
                 "GATEWAY_ENCRYPTION_KEYS": generate_key_entry("bench"),
                 "GATEWAY_DATABASE_URL": database_url,
                 "GATEWAY_LOG_LEVEL": "WARNING",
-                # The brokers' budgets are lifted in the simulators; lift the gateway's alike.
-                "GATEWAY_RATE_LIMITS__ENABLED": "false",
+                # The shared limiter runs as in production (Redis), with the brokers' budgets
+                # lifted as they are in the simulators: its cost is measured, not its pacing.
+                "GATEWAY_REDIS_URL": os.environ.get(
+                    "GATEWAY_REDIS_URL", "redis://127.0.0.1:6379/0"
+                ),
+                **{
+                    f"GATEWAY_RATE_LIMITS__{name}": "100000"
+                    for name in (
+                        "KIS_REAL_PER_SECOND",
+                        "UPBIT_ORDER_PER_SECOND",
+                        "UPBIT_EXCHANGE_PER_SECOND",
+                        "UPBIT_QUOTATION_PER_SECOND",
+                    )
+                },
             }
             ids = _set_up_gateway(database_url, venues, env)
             kis_adapter = venues["KIS"].adapter()

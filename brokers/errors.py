@@ -15,6 +15,7 @@ The tree (the HTTP status of each is decided once, in ``web_server.errors``)::
         │   └── MarketClosed             market_closed
         ├── BrokerUnavailable            broker_unavailable  transient: safe to retry later
         │   ├── BrokerRateLimited        broker_rate_limited
+        │   │   └── RateLimited          rate_limited        paced by the gateway: never sent
         │   ├── BrokerTimeout            broker_timeout      never sent
         │   └── BrokerMaintenance        broker_maintenance
         └── OrderStateUnknown            order_state_unknown sent, no answer: reconcile
@@ -47,6 +48,7 @@ __all__ = [
     "MarketClosed",
     "OrderNotFound",
     "OrderStateUnknown",
+    "RateLimited",
 ]
 
 
@@ -183,6 +185,38 @@ class BrokerRateLimited(BrokerUnavailable):
 
     code = "broker_rate_limited"
     title = "Broker rate limit"
+
+
+class RateLimited(BrokerRateLimited):
+    """The gateway's own pacing held the request back: it was never sent.
+
+    No slot on the broker's budget came before the deadline, or the broker has banned the budget
+    (``banned``) until ``retry_after`` seconds from now. ``scope`` names the budget, never a key.
+    """
+
+    code = "rate_limited"
+    title = "Rate limited"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        broker: str | None = None,
+        retry_after: float | None = None,
+        scope: str | None = None,
+        banned: bool = False,
+    ) -> None:
+        super().__init__(detail, broker=broker, retry_after=retry_after)
+        self.scope = scope
+        self.banned = banned
+
+    def problem_fields(self) -> dict[str, Any]:
+        """Add the budget's scope and whether the broker banned it."""
+        fields = super().problem_fields()
+        if self.scope is not None:
+            fields["scope"] = self.scope
+        fields["banned"] = self.banned
+        return fields
 
 
 class BrokerTimeout(BrokerUnavailable):

@@ -53,8 +53,19 @@ class BrokerAdapter(Protocol):
         """Send an order. Raises ``OrderStateUnknown`` when the answer was lost."""
         ...
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
-        """Cancel the open remainder of an order."""
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Cancel the open remainder of an order.
+
+        The order is named as its broker identifies it: KIS and Kiwoom by its KST
+        ``order_date`` and number (numbers restart daily), Binance by symbol and id. An order
+        with nothing left to cancel is returned as the broker shows it, and nothing is sent.
+        """
         ...
 
     def get_order(
@@ -63,8 +74,13 @@ class BrokerAdapter(Protocol):
         *,
         client_order_id: str | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
-        """Look an order up by the broker's id or, where supported, by our client order id."""
+        """Look an order up by the broker's identity of it or, where supported, our client id.
+
+        KIS and Kiwoom read the history of ``order_date`` only (never "the newest with that
+        number"); the crypto exchanges ignore it.
+        """
         ...
 
     def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
@@ -99,8 +115,17 @@ class SecuritiesAdapter(BrokerAdapter, Protocol):
         quantity: Decimal | None = None,
         limit_price: Decimal | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
-        """Change the price or quantity of an open order."""
+        """Change the price or quantity of an open order (named by KST date and number)."""
+        ...
+
+    def day_orders(self, day: dt.date) -> list[BrokerOrder]:
+        """Return every order of one KST day, open and closed, read completely (all pages).
+
+        The poller's one call per account and day, and the complete read the reconciler needs
+        before it may call an order absent. Open orders of a past day are reported EXPIRED.
+        """
         ...
 
 
@@ -110,4 +135,12 @@ class CryptoAdapter(BrokerAdapter, Protocol):
 
     def list_markets(self) -> list[MarketRule]:
         """Return the exchange's markets with their tick, lot and notional rules."""
+        ...
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Return every open order of the account in one call (paged where the exchange pages).
+
+        The poller's one call per account; an order missing from it has closed and is read
+        on its own.
+        """
         ...

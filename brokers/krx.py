@@ -7,9 +7,19 @@ Sources: ``../shared/brokers/trading-days.md`` §1.5.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
-__all__ = ["DAILY_LIMIT_RATE", "is_on_tick", "krx_stock_tick", "price_band"]
+from brokers.statuses import Side
+
+__all__ = [
+    "DAILY_LIMIT_RATE",
+    "KRX_COMMISSION_RATE",
+    "KRX_SELL_TAX_RATE",
+    "is_on_tick",
+    "krx_charges",
+    "krx_stock_tick",
+    "price_band",
+]
 
 # KRX stock price ticks (호가가격단위), unified for KOSPI and KOSDAQ since 2023-01-25:
 # (price below, tick). ETF and ETN ticks differ and are not modelled here.
@@ -61,3 +71,25 @@ def price_band(base_price: Decimal, rate: Decimal = DAILY_LIMIT_RATE) -> tuple[D
     upper = _to_tick(base_price + width, ROUND_FLOOR)
     lower = _to_tick(base_price - width, ROUND_CEILING)
     return max(lower, krx_stock_tick(Decimal(1))), upper
+
+
+#: The online commission both simulators charge (and a common retail rate); neither broker's
+#: order history reports an order's charges, so the adapters estimate them with it.
+KRX_COMMISSION_RATE = Decimal("0.00015")
+#: 증권거래세 with 농어촌특별세 from 2026: 0.20 % of the sell amount (KOSPI and KOSDAQ alike).
+KRX_SELL_TAX_RATE = Decimal("0.0020")
+
+
+def krx_charges(side: Side, amount: Decimal) -> tuple[Decimal, Decimal]:
+    """Return the (commission, tax) in whole won of fills worth ``amount`` (both truncated).
+
+    KIS's ``inquire-daily-ccld`` and Kiwoom's ``kt00007`` rows carry the filled quantity and
+    amount but no charges, so the adapters report these KRX-rule figures as the order's
+    cumulative ``fee``/``tax``, and the gateway charges each fill it derives (one per rise in
+    the filled quantity) by the same rule: the brokers truncate per execution, not per order.
+    """
+    fee = (amount * KRX_COMMISSION_RATE).quantize(Decimal(1), rounding=ROUND_DOWN)
+    tax = Decimal(0)
+    if side is Side.SELL:
+        tax = (amount * KRX_SELL_TAX_RATE).quantize(Decimal(1), rounding=ROUND_DOWN)
+    return fee, tax

@@ -32,10 +32,15 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"
+    #: A day order whose remainder the broker lapsed at the close (KIS, Kiwoom), or one the
+    #: exchange expired itself (Binance ``EXPIRED``: an IOC/FOK remainder, no liquidity). Terminal.
+    EXPIRED = "EXPIRED"
 
 
 #: States after which nothing more can happen to an order at the broker.
-TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
 
 #: States in which the order may still fill.
 OPEN_STATUSES = frozenset(

@@ -74,7 +74,15 @@ class BrokerOrder:
     client_order_id: str | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    #: Cumulative commission and tax of the order so far, in ``fee_asset`` (None: not reported).
+    #: KIS and Kiwoom histories give no per-order charges: their adapters estimate them by the
+    #: KRX rules (commission rate, sell tax) from the filled amount.
     fee: Decimal | None = None
+    tax: Decimal | None = None
+    fee_asset: str | None = None
+    #: The executions the broker listed with this answer; None when the answer does not list
+    #: them (only cumulative figures: KIS, Kiwoom, an open-orders page), () when it has none.
+    fills: tuple[Fill, ...] | None = field(default=None, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -117,12 +125,21 @@ class Position:
 
 @dataclass(frozen=True)
 class Balance:
-    """Cash in one currency: total, available for orders, and locked in open orders."""
+    """Cash in one currency: total, available for orders, and locked in open orders.
+
+    ``settled_today`` and ``settled_d2`` are the broker's settlement figures: the cash the
+    account holds today (D+0) and the cash it will hold once everything traded so far has
+    settled (D+2: KRX equities settle two trading days after the trade). KIS reports them as
+    ``dnca_tot_amt`` / ``prvs_rcdl_excc_amt``, Kiwoom as ``entr`` / ``d2_entra``. Crypto
+    exchanges settle on the trade, so both equal ``total``. None: the broker did not say.
+    """
 
     currency: str
     total: Decimal
     available: Decimal
     locked: Decimal = Decimal(0)
+    settled_today: Decimal | None = None
+    settled_d2: Decimal | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

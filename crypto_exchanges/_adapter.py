@@ -28,6 +28,7 @@ from brokers import (
     utc_now,
 )
 from brokers.errors import InvalidOrder
+from brokers.limits import NO_LIMIT, RateLimiter
 from crypto_exchanges._http import ExchangeClient, RetryPolicy
 from crypto_exchanges._rules import MarketCache, check_order
 
@@ -67,6 +68,7 @@ class CryptoAdapterBase:
         retry_policy: how reads are retried (orders are never retried).
         sleep: how read retries wait (tests pin it).
         monotonic: the market cache's time source.
+        limiter: the shared rate limiter every request asks first (default: none).
     """
 
     exchange: ClassVar[str]
@@ -87,8 +89,17 @@ class CryptoAdapterBase:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        limiter: RateLimiter = NO_LIMIT,
+        order_rules: Callable[[str], MarketRule | None] | None = None,
     ) -> None:
+        """Build the adapter.
+
+        ``order_rules`` (``symbol → MarketRule | None``), when given, is where orders find their
+        market's rules instead of the exchange's market list: the gateway passes its stored
+        list, so no order downloads the exchange's list (a quotation call with its own budget).
+        """
         self._clock = clock
+        self._order_rules = order_rules
         self.client = self.client_class(
             credentials,
             base_url=base_url,
@@ -97,6 +108,7 @@ class CryptoAdapterBase:
             timeout=timeout,
             retry_policy=retry_policy,
             sleep=sleep,
+            limiter=limiter,
         )
         self._markets = MarketCache(self._fetch_markets, ttl=MARKET_CACHE_TTL, monotonic=monotonic)
 
@@ -126,18 +138,30 @@ class CryptoAdapterBase:
             InvalidOrder: unknown market, or a broken tick, lot, notional or shape rule.
             BrokerUnavailable: the market list could not be fetched.
         """
-        rule = self._markets.get(request.symbol)
-        if rule is None:
-            # A market listed after the cache was filled would otherwise be refused for a minute.
-            self._markets.invalidate()
+        if self._order_rules is not None:
+            rule = self._order_rules(request.symbol)
+        else:
             rule = self._markets.get(request.symbol)
+            if rule is None:
+                # A market listed after the cache was filled would otherwise be refused for a
+                # minute.
+                self._markets.invalidate()
+                rule = self._markets.get(request.symbol)
         if rule is None:
             message = f"{request.symbol} is not a market of {self.exchange}"
             raise InvalidOrder(
                 message, broker=self.exchange, broker_code="RULE_SYMBOL", broker_message=message
             )
-        check_order(request, rule, broker=self.exchange, tick_rule=self._tick_rule(rule))
+        self.check_order(request, rule)
         return rule
+
+    def check_order(self, request: OrderRequest, rule: MarketRule) -> None:
+        """Check ``request`` against ``rule`` (tick, lot, notional, shape), sending nothing.
+
+        Raises:
+            InvalidOrder: a rule is broken; ``broker_code`` names it (``RULE_TICK``…).
+        """
+        check_order(request, rule, broker=self.exchange, tick_rule=self._tick_rule(rule))
 
     # -- account -----------------------------------------------------------------------------
 

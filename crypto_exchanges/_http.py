@@ -43,6 +43,7 @@ from brokers.errors import (
     BrokerUnavailable,
     OrderStateUnknown,
 )
+from brokers.limits import NO_LIMIT, Budget, RateLimiter, scope_id
 
 __all__ = [
     "ErrorTable",
@@ -277,7 +278,11 @@ class ExchangeClient(ABC):
     """Signed HTTP to one exchange: prepare (sign), send, translate, and retry reads.
 
     Subclasses say how to sign (:meth:`_prepare`), where an error's code and message are
-    (:meth:`_error_fields`) and which rate-limit headers to keep (:meth:`_observe`).
+    (:meth:`_error_fields`), which rate-limit headers to keep (:meth:`_observe`), which broker
+    budgets each request spends (:meth:`_budgets`) and what the broker reports of them
+    (:meth:`_observe_budgets`). Before each request the client asks :attr:`limiter` for a slot
+    on its budgets (orders first, reads in the gaps); a refusal for rate (429, 418) bans them
+    for the broker's ``Retry-After``, so no process sends more until it ends.
 
     Args:
         credentials: the account's keys (never logged, never in an error).
@@ -287,6 +292,7 @@ class ExchangeClient(ABC):
         timeout: seconds to connect and, separately, to wait for an answer.
         retry_policy: how reads are retried.
         sleep: how the retry policy waits (tests pass a recorder).
+        limiter: the shared rate limiter (default: none, send at once).
     """
 
     broker: ClassVar[str]
@@ -304,9 +310,15 @@ class ExchangeClient(ABC):
         timeout: float = 10.0,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter = NO_LIMIT,
     ) -> None:
         self._credentials = credentials
         self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
+        #: Ids of the broker-side scopes, hashed: budget keys never hold a key or an account.
+        self.address_id = scope_id(self.broker, host)
+        self.account_id = scope_id(self.broker, host, credentials.api_key)
         self._session = session
         self._clock = clock
         self.timeout = timeout
@@ -338,6 +350,20 @@ class ExchangeClient(ABC):
     def _success_error(self, payload: Any) -> tuple[str, str] | None:
         """Return ``(code, message)`` if a 2xx body is in fact an error (legacy APIs)."""
         return None
+
+    def _budgets(
+        self, method: str, path: str, params: Mapping[str, str] | None, signed: bool
+    ) -> list[Budget]:
+        """Return the broker budgets one request spends (override per exchange)."""
+        return []
+
+    def _observe_budgets(  # noqa: B027 - optional hook
+        self, headers: Mapping[str, str], budgets: Sequence[Budget]
+    ) -> None:
+        """Tell the limiter what the broker reported of ``budgets`` (override per exchange)."""
+
+    def _limit(self, name: str, default: float) -> float:
+        return self.limiter.limit(name, default)
 
     # -- the request path -----------------------------------------------------------------------
 
@@ -383,9 +409,18 @@ class ExchangeClient(ABC):
         *,
         write: bool,
     ) -> Any:
+        budgets = self._budgets(method, path, params, signed)
+        # Raises RateLimited before anything is prepared or sent.
+        self.limiter.acquire(budgets, priority="order" if write else "read")
         call = self._prepare(method, path, params, body, signed)
         response = self._send(call, path, write=write)
         self._observe(response.headers)
+        self._observe_budgets(response.headers, budgets)
+        if response.status_code in (429, 418):
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = 120.0 if response.status_code == 418 else self.default_retry_after
+            self.limiter.ban(budgets, seconds=wait, reason=f"HTTP {response.status_code}")
         return self._decode(response, write=write)
 
     def _send(self, call: PreparedCall, path: str, *, write: bool) -> requests.Response:

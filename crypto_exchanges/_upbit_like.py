@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from brokers import (
     Balance,
     BrokerOrder,
+    Fill,
     MarketRule,
     OrderRequest,
     OrderStatus,
@@ -285,7 +286,10 @@ def parse_market_all(
 def parse_accounts_balances(
     rows: Sequence[Mapping[str, Any]], cash: frozenset[str]
 ) -> list[Balance]:
-    """Return the cash rows (``cash`` currencies) of ``/v1/accounts`` as balances."""
+    """Return the cash rows (``cash`` currencies) of ``/v1/accounts`` as balances.
+
+    A trade settles on the spot, so today's and the D+2 cash are both the total.
+    """
     balances = []
     for row in rows:
         currency = str(row.get("currency", ""))
@@ -295,7 +299,13 @@ def parse_accounts_balances(
         locked = to_decimal(row.get("locked")) or Decimal(0)
         balances.append(
             Balance(
-                currency=currency, total=free + locked, available=free, locked=locked, raw=dict(row)
+                currency=currency,
+                total=free + locked,
+                available=free,
+                locked=locked,
+                settled_today=free + locked,
+                settled_d2=free + locked,
+                raw=dict(row),
             )
         )
     return balances
@@ -370,6 +380,7 @@ def parse_order(
         total = [to_decimal(t.get("funds")) for t in trades if isinstance(t, Mapping)]
         funds = sum((f for f in total if f is not None), Decimal(0)) if total else None
     average = funds / executed if funds and executed > 0 else None
+    market = str(raw.get("market") or "")
     return BrokerOrder(
         broker_order_id=str(raw.get("uuid") or raw.get("order_id") or ""),
         symbol=str(raw.get("market") or ""),
@@ -384,8 +395,46 @@ def parse_order(
         created_at=parse_time(raw.get("created_at")),
         updated_at=parse_time(raw.get("updated_at")) if raw.get("updated_at") else None,
         fee=to_decimal(raw.get("paid_fee")),
+        # Both charge the fee in the market's quote currency ("KRW-BTC": KRW), buys and sells.
+        fee_asset=market.split("-", 1)[0] if "-" in market else None,
+        fills=parse_trades(raw),
         raw=dict(raw),
     )
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def parse_trades(raw: Mapping[str, Any]) -> tuple[Fill, ...] | None:
+    """Map an order's ``trades`` (single-order look-ups only) to fills; None without the list.
+
+    Each trade has its own ``uuid`` (the fill's key), ``price``, ``volume`` and ``funds``; no fee
+    of its own: the order's ``paid_fee`` is the cumulative fee, which the gateway apportions.
+    """
+    trades = raw.get("trades")
+    if not isinstance(trades, list):
+        return None
+    order_id = str(raw.get("uuid") or raw.get("order_id") or "")
+    fills = []
+    for trade in trades:
+        if not isinstance(trade, Mapping):
+            continue
+        volume, price = to_decimal(trade.get("volume")), to_decimal(trade.get("price"))
+        if not volume or price is None:
+            continue
+        fills.append(
+            Fill(
+                broker_order_id=order_id,
+                quantity=volume,
+                price=price,
+                filled_at=parse_time(trade.get("created_at"))
+                or parse_time(raw.get("created_at"))
+                or _EPOCH,  # an undated trade: never seen on either exchange
+                broker_fill_id=str(trade.get("uuid") or "") or None,
+                raw=dict(trade),
+            )
+        )
+    return tuple(fills)
 
 
 def build_order_body(
@@ -538,6 +587,7 @@ class UpbitLikeAdapter(CryptoAdapterBase):
         *,
         client_order_id: str | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
         """Look an order up by the exchange's ``uuid`` or by our client order id.
 
@@ -556,6 +606,16 @@ class UpbitLikeAdapter(CryptoAdapterBase):
         else:
             raise ValueError("get_order needs broker_order_id or client_order_id")
         return self.dialect.parse_order(self.client.request("GET", "/v1/order", params=params))
+
+    def order_with_fills(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Return the order with its ``trades`` (``GET /v1/order`` is the look-up listing them)."""
+        return self.get_order(broker_order_id)
 
     def _parse_positions(self, account: Any) -> list[Position]:
         return self.dialect.parse_positions(account)

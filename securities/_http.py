@@ -36,6 +36,7 @@ from brokers.errors import (
     ConfigError,
     OrderStateUnknown,
 )
+from brokers.limits import NO_LIMIT, Budget, RateLimiter, scope_id
 
 __all__ = [
     "KST",
@@ -247,7 +248,15 @@ class TokenClient:
         token_provider: gives the access token; required for every account call.
         timeout: seconds for connect and for each read.
         sleep: how to wait between read attempts (tests pin it).
+        limiter: the shared rate limiter asked before every account call (default: none).
+
+    Every call but OAuth spends the app key's budget (:meth:`_budgets`; token issuance has its own
+    window in the token service); a refusal for rate (:meth:`_rate_refused`: KIS EGW00201,
+    Kiwoom 1700, HTTP 429) bans it for the broker's ``Retry-After`` or a second.
     """
+
+    #: Configured per-second limit of the app key and its default, per environment.
+    rate_limits: ClassVar[Mapping[str, tuple[str, float]]] = {}
 
     #: The broker as people write it, for log lines and messages (``"KIS"``, ``"Kiwoom"``).
     label: ClassVar[str]
@@ -272,8 +281,10 @@ class TokenClient:
         token_provider: TokenProvider | None,
         timeout: float,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter = NO_LIMIT,
     ) -> None:
         self._credentials = credentials
+        self._limiter = limiter
         self._base_url = base_url.rstrip("/")
         self._session = session
         self._tokens = token_provider
@@ -349,8 +360,14 @@ class TokenClient:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
     ) -> requests.Response:
-        """Send one request to ``path`` on this broker (see :func:`send`)."""
-        return send(
+        """Send one request to ``path`` on this broker (see :func:`send`), paced by the limiter.
+
+        Raises:
+            RateLimited: no slot on the app key's budget in time, or it is banned: not sent.
+        """
+        budgets = [] if path in (self.token_path, self.revoke_path) else self._budgets()
+        self._limiter.acquire(budgets, priority="order" if is_write else "read")
+        response = send(
             self._session,
             method,
             self._base_url + path,
@@ -361,6 +378,21 @@ class TokenClient:
             params=params,
             json_body=json_body,
         )
+        if budgets and self._rate_refused(response):
+            wait = retry_after_header(response) or 1.0
+            self._limiter.ban(budgets, seconds=wait, reason=f"{self.broker} rate refusal")
+        return response
+
+    def _budgets(self) -> list[Budget]:
+        """Return the app key's per-second budget (KIS and Kiwoom count per app key)."""
+        environment = str(self._credentials.environment or "REAL").upper()
+        name, default = self.rate_limits.get(environment) or self.rate_limits["REAL"]
+        key_id = scope_id(self.broker, environment, self._credentials.api_key)
+        return [Budget(f"{self.broker.lower()}:app:{key_id}", self._limiter.limit(name, default))]
+
+    def _rate_refused(self, response: requests.Response) -> bool:
+        """Tell whether the broker refused the request for its rate (by default HTTP 429)."""
+        return response.status_code == 429
 
     # -- to implement --------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ from brokers.errors import (
     OrderNotFound,
     OrderStateUnknown,
 )
+from brokers.krx import KRX_COMMISSION_RATE, KRX_SELL_TAX_RATE, krx_charges
+from brokers.limits import NO_LIMIT, RateLimiter
 from securities._http import TokenClient, kst_date
 
 __all__ = [
@@ -53,9 +55,14 @@ __all__ = [
     "ErrorRule",
     "ErrorTable",
     "SecuritiesAdapterBase",
+    "KRX_COMMISSION_RATE",
+    "KRX_SELL_TAX_RATE",
     "amended_order",
     "cancel_pending",
+    "krx_charges",
+    "cancellable",
     "first_match",
+    "lapse_if_day_over",
     "oldest_first",
     "order_number_key",
     "same_order_number",
@@ -167,6 +174,7 @@ class SecuritiesAdapterBase:
         clock: aware UTC now.
         timeout: seconds for connect and for each read.
         sleep: how to wait between read attempts (tests pin it).
+        limiter: the shared rate limiter every account call asks first (default: none).
     """
 
     exchange: ClassVar[str]
@@ -183,6 +191,7 @@ class SecuritiesAdapterBase:
         clock: Clock = utc_now,
         timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter = NO_LIMIT,
     ) -> None:
         self._credentials = credentials
         self._clock = clock
@@ -193,6 +202,7 @@ class SecuritiesAdapterBase:
             token_provider=token_provider,
             timeout=timeout,
             sleep=sleep,
+            limiter=limiter,
         )
 
     # -- tokens ------------------------------------------------------------------------------
@@ -230,17 +240,32 @@ class SecuritiesAdapterBase:
 
     # -- history-based look-ups --------------------------------------------------------------
 
+    def _day_lookup(
+        self, broker_order_id: str, day: dt.date, *, symbol: str | None
+    ) -> list[BrokerOrder]:
+        """Return the history of the KST day ``day`` that may hold ``broker_order_id``.
+
+        The default reads the whole day; an adapter narrows the query where its broker can.
+        """
+        return list(self._history(day, day, symbol=symbol))
+
     def get_order(
         self,
         broker_order_id: str | None = None,
         *,
         client_order_id: str | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
-        """Look an order up by the broker's order number in the recent history.
+        """Look an order up by its KST order date and number (the broker's identity of it).
 
-        The newest window of history first, back to :data:`LOOKBACK_DAYS` days (order numbers
-        restart daily, so the newest match wins).
+        Numbers restart each trading day, so with ``order_date`` only that day's history is
+        read, and ``symbol`` (when given) must match too: yesterday's #1 is never taken for
+        today's. Without ``order_date`` (a caller that never learnt it) the newest window of
+        history back to :data:`LOOKBACK_DAYS` days is searched, the newest match winning.
+
+        An open order of a day that is over is reported EXPIRED: day orders lapse at the close,
+        whatever the row still shows (``expired_in_history`` "remaining").
 
         Raises:
             BadRequest: only ``client_order_id`` was given; the broker has no client order ids
@@ -255,14 +280,63 @@ class SecuritiesAdapterBase:
                 "reconcile with find_order"
             )
         today = kst_date(self._clock())
+        if order_date is not None:
+            matches = [
+                o
+                for o in self._day_lookup(broker_order_id, order_date, symbol=symbol)
+                if same_order_number(o.broker_order_id, broker_order_id)
+                and (symbol is None or o.symbol == symbol)
+            ]
+            if matches:
+                return lapse_if_day_over(matches[-1], today)
+            raise OrderNotFound(
+                f"{label} has no order {broker_order_id} of {order_date.isoformat()}",
+                broker=self.exchange,
+            )
         for window in self._lookup_windows(broker_order_id, today, symbol=symbol):
             matches = [o for o in window if same_order_number(o.broker_order_id, broker_order_id)]
             if matches:
-                return matches[-1]
+                return lapse_if_day_over(matches[-1], today)
         raise OrderNotFound(
             f"{label} has no order {broker_order_id} in the last {LOOKBACK_DAYS} days",
             broker=self.exchange,
         )
+
+    def replace_order(
+        self,
+        broker_order_id: str,
+        request: OrderRequest,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Amend an open limit order to ``request``'s quantity and price (KRX 정정).
+
+        The broker moves the amended quantity to a **new** order number (returned), and the
+        original, with nothing left, closes (its history row reads cancelled). The gateway only
+        amends a whole remainder, so the original never stays partly open.
+        """
+        amend: Any = getattr(self, "amend_order")  # noqa: B009 - each adapter defines it
+        return amend(
+            broker_order_id,
+            quantity=request.quantity,
+            limit_price=request.limit_price,
+            symbol=symbol,
+            order_date=order_date,
+        )
+
+    def day_orders(self, day: dt.date) -> list[BrokerOrder]:
+        """Return every order of the KST day ``day``, open and closed, read completely.
+
+        One query for the account (all pages): what the poller reads for all of an account's
+        orders of a day in one call, and the complete read the reconciler needs before it may
+        call an order absent. Open orders of a day that is over are reported EXPIRED.
+
+        Raises:
+            BrokerError: the history could not be read (completely).
+        """
+        today = kst_date(self._clock())
+        return [lapse_if_day_over(o, today) for o in self._history(day, day)]
 
     def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
         """Return the orders placed since ``since`` (open and closed), oldest first.
@@ -302,6 +376,36 @@ class SecuritiesAdapterBase:
         high = (until or self._clock()) + CLOCK_SKEW
         history = self._history(kst_date(low), kst_date(high), symbol=request.symbol)
         return first_match(history, request, low=low, high=high, exclude=exclude)
+
+
+def lapse_if_day_over(order: BrokerOrder, today: dt.date) -> BrokerOrder:
+    """Return ``order`` as EXPIRED if it is open but its KST day is before ``today``.
+
+    KIS and Kiwoom day orders never outlive their trading day (trading-days.md §1.2, §2.3): a
+    row still showing a remainder after its day lapsed with the close.
+    """
+    open_states = (
+        OrderStatus.SUBMITTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.CANCEL_PENDING,
+    )
+    if order.status not in open_states or order.created_at is None:
+        return order
+    if kst_date(order.created_at) >= today:
+        return order
+    return replace(order, status=OrderStatus.EXPIRED)
+
+
+def cancellable(order: BrokerOrder) -> bool:
+    """Tell whether the broker still has a remainder of ``order`` to cancel.
+
+    CANCEL_PENDING counts: a cancel whose outcome was lost may be sent again.
+    """
+    return order.status in (
+        OrderStatus.SUBMITTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.CANCEL_PENDING,
+    )
 
 
 def cancel_pending(
@@ -404,3 +508,15 @@ def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
     if request.order_type is OrderType.LIMIT:
         return order.limit_price is not None and order.limit_price == request.limit_price
     return True
+
+
+def with_krx_charges(order: BrokerOrder, amount: Decimal | None = None) -> BrokerOrder:
+    """Return ``order`` with its estimated cumulative charges in KRW (see :func:`krx_charges`).
+
+    ``amount`` is the filled amount when the broker reports it (KIS ``tot_ccld_amt``); else the
+    filled quantity times the average price.
+    """
+    if amount is None:
+        amount = order.filled_quantity * (order.average_fill_price or Decimal(0))
+    fee, tax = krx_charges(order.side, amount)
+    return replace(order, fee=fee, tax=tax, fee_asset="KRW")

@@ -28,6 +28,15 @@ KIS_MASTER_DIR = SHARED_DIR / "data" / "kis_master"
 
 # Tables emptied after each test that uses ``clean_db``; the schema stays.
 _DATA_TABLES = (
+    "trade.webhook_deliveries",
+    "trade.webhook_subscriptions",
+    "trade.order_events",
+    "trade.risk_policies",
+    "trade.kill_switches",
+    "trade.risk_events",
+    "trade.panic_actions",
+    "system.stocks_sync_runs",
+    "market.stock_base_prices",
     "trade.fills",
     "api_keys",
     "trade.orders",
@@ -37,6 +46,8 @@ _DATA_TABLES = (
     "market.stocks",
     "system.process_locks",
     "system.token_issuance_windows",
+    "system.rate_limit_buckets",
+    "system.login_throttle",
     "securities_tokens",
     "accounts",
     "users",
@@ -211,6 +222,8 @@ def clean_db(app: Flask) -> Iterator[None]:
         db.session.remove()
         db.session.execute(text(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY CASCADE"))
         db.session.commit()
+    # Ids start over: the process's caches of stored rows must too.
+    app.extensions.pop("gateway.market_rules", None)
 
 
 @pytest.fixture

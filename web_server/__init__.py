@@ -23,6 +23,13 @@ _DOCS_CSP = (
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# Every other page: no inline script or style at all (templates keep their scripts and styles in
+# static files), so an injected <script> or on…= attribute does nothing.
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -103,6 +110,9 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     _replace_session_teardown(app, db)
     install_session_hooks(Session)  # every session, the services' own ones too
+    from web_server.services import events as order_events
+
+    order_events.install(Session)  # each order change commits with its event (issue 14)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -167,6 +177,11 @@ def _register_request_hooks(app: Flask) -> None:
             # The docs page reaches nothing but the gateway: Redoc is served from our static
             # folder, and its badge's logo (on Redocly's CDN) is refused, not fetched.
             response.headers.setdefault("Content-Security-Policy", _DOCS_CSP)
+        response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+        hsts = app.config.get("HSTS_SECONDS") or 0
+        if app.config["ENV"] == "production" and hsts:
+            # Production runs behind TLS only (docs/operations.md); browsers then never try http.
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={int(hsts)}")
         return response
 
 
@@ -188,9 +203,15 @@ def _init_routing(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from web_server.api import init_api
     from web_server.health import bp as health_bp
+    from web_server.monitoring import bp as monitoring_bp
     from web_server.ui import bp as ui_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(monitoring_bp)
+    # Browsers ask for /favicon.ico on every page; a 404 there is a console error on each.
+    app.add_url_rule(
+        "/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"), methods=["GET"]
+    )
     app.register_blueprint(ui_bp)
     init_api(app)
 

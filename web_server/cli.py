@@ -16,7 +16,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from web_server import create_app
+from web_server import cli_ops, cli_risk, create_app
 from web_server.errors import GatewayError
 
 
@@ -337,9 +337,14 @@ def stocks() -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Read kospi_code.mst(.zip), kosdaq_… and konex_… from this folder instead.",
 )
-def stocks_sync(source: str | None, master_dir: Path | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply even if it delists more than GATEWAY_STOCKS_SYNC_MAX_DELIST_SHARE of a market.",
+)
+def stocks_sync(source: str | None, master_dir: Path | None, force: bool) -> None:
     """Download KIS's master files and apply them to market.stocks, all or nothing."""
-    from web_server.services.stocks_sync import datasync_target, run_sync
+    from web_server.services.stocks_sync import datasync_target, max_delist_share, run_sync
 
     if source and master_dir:
         raise click.UsageError("Give --source or --master-dir, not both.")
@@ -356,9 +361,11 @@ def stocks_sync(source: str | None, master_dir: Path | None) -> None:
             origin,
             role=role,
             progress=(lambda step, n: bar.update(n)) if interactive else None,
+            max_delist_share=max_delist_share(current_app.config),
+            force=force,
         )
     except GatewayError as exc:
-        raise click.ClickException(f"{exc.detail} Nothing was changed.") from None
+        raise click.ClickException(f"[{exc.code}] {exc.detail} Nothing was changed.") from None
     finally:
         if interactive:
             bar.__exit__(None, None, None)
@@ -410,14 +417,36 @@ def db_roles() -> None:
     click.echo("Roles gateway_app, gateway_datasync and gateway_readonly are in place.")
 
 
+# -- risk controls and panic actions (web_server/cli_risk.py) ---------------------------------
+
+main.add_command(cli_risk.risk)
+main.add_command(cli_risk.panic)
+
+# -- backup, restore and load test (web_server/cli_ops.py) ------------------------------------
+
+cli_ops.register(main)
+
+
 # -- serve and demo ---------------------------------------------------------------------------
 
 
 @main.command(with_appcontext=False)
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True)
-def serve(bind: str, workers: int) -> None:
-    """Run the web server under gunicorn (production)."""
+@click.option(
+    "--threads",
+    default=64,
+    show_default=True,
+    help="Threads per worker: each open event stream holds one (docs/architecture.md).",
+)
+def serve(bind: str, workers: int, threads: int) -> None:
+    """Run the web server under gunicorn (production).
+
+    Metrics of all workers are added up through files in PROMETHEUS_MULTIPROC_DIR; when it is
+    unset a fresh folder is made for this server, and a folder that is set is emptied first (the
+    files of an earlier run would be counted again; docs/operations.md).
+    """
+    _prepare_metrics_dir()
     os.execvp(  # noqa: S606 - replacing this process with gunicorn is the point
         sys.executable,
         [
@@ -428,11 +457,34 @@ def serve(bind: str, workers: int) -> None:
             bind,
             "--workers",
             str(workers),
+            # Threaded workers: an event stream (GET /api/v1/events) is a long request, and a
+            # sync worker would be taken whole by one.
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
             "--access-logfile",
             "-",
+            "--config",
+            "python:web_server.gunicorn_conf",
             "web_server:create_app()",
         ],
     )
+
+
+def _prepare_metrics_dir() -> None:
+    import tempfile
+
+    from web_server.metrics import MULTIPROC_ENV
+
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gateway-metrics-")
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 @main.command(with_appcontext=False)
@@ -470,30 +522,105 @@ def simulate(
 @main.command(with_appcontext=False)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-def demo(port: int, host: str) -> None:
+@click.option(
+    "--simulator-ports",
+    "simulator_base_port",
+    type=click.IntRange(1024, 65530),
+    help="First of five consecutive ports for the simulators (default: 18001-18005).",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Start over: delete the demo's database, simulator state, keys and logins first.",
+)
+def demo(port: int, host: str, simulator_base_port: int | None, reset: bool) -> None:
     """Run the whole product locally, with no keys and no broker.
 
     Embedded PostgreSQL (unless DATABASE_URL is set), the five broker simulators, a demo account at
     each, the stocks master, the token job, and a demo operator whose login is printed.
 
-    Keys and the session secret for the demo are created in the instance folder on first run.
+    Keys and the session secret for the demo are created in the instance folder on first run. The
+    gateway's database and the simulators' state are kept there too, so a restart carries on
+    where the last run stopped; --reset deletes them first. Ctrl-C, SIGTERM and SIGHUP stop the
+    demo cleanly, embedded PostgreSQL included.
     """
     instance = Path(os.environ.get("GATEWAY_INSTANCE_DIR", Path.cwd() / "instance"))
+    if reset:
+        _reset_demo(instance)
     instance.mkdir(parents=True, exist_ok=True)
     _prepare_demo_settings(instance)
+    # SIGTERM (systemd, kill) and SIGHUP (a closed terminal) end the demo as Ctrl-C does: through
+    # the `finally` blocks, which save the simulators and stop the embedded PostgreSQL.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     app = _create_app_for_cli()
-    from flask_migrate import upgrade
+    try:
+        from flask_migrate import upgrade
 
+        with app.app_context():
+            upgrade()
+            username, password = _ensure_demo_operator(instance)
+        click.echo("")
+        click.echo(f"  Gateway:  http://{host}:{port}/")
+        click.echo(f"  Log in:   {username} / {password}")
+        click.echo(f"  API docs: http://{host}:{port}/api/v1/docs")
+        from web_server import demo as demo_runner
+
+        try:
+            demo_runner.run(
+                app,
+                host=host,
+                port=port,
+                instance=instance,
+                simulator_base_port=simulator_base_port,
+            )
+        except demo_runner.DemoError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        _stop_embedded_database(app)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop_embedded_database(app: Flask) -> None:
+    """Close the app's connections, then leave (and so stop) the embedded PostgreSQL."""
+    from web_server import embedded_db
+    from web_server.extensions import db
+
+    handle = app.extensions.get("gateway.embedded_db")
+    if handle is None:
+        return
+    symbols = app.extensions.get("gateway.symbols")
     with app.app_context():
-        upgrade()
-        username, password = _ensure_demo_operator(instance)
-    click.echo("")
-    click.echo(f"  Gateway:  http://{host}:{port}/")
-    click.echo(f"  Log in:   {username} / {password}")
-    click.echo(f"  API docs: http://{host}:{port}/api/v1/docs")
-    from web_server import demo as demo_runner
+        if symbols is not None:
+            symbols.close()
+        db.engine.dispose()
+    embedded_db.stop(handle)
+    click.echo("  Embedded PostgreSQL stopped.")
 
-    demo_runner.run(app, host=host, port=port, instance=instance)
+
+def _reset_demo(instance: Path) -> None:
+    """Delete what the demo keeps in ``instance``: database, simulator state, keys, logins."""
+    import shutil
+
+    from web_server import embedded_db
+
+    if os.environ.get("DATABASE_URL") or os.environ.get("GATEWAY_DATABASE_URL"):
+        raise click.ClickException(
+            "--reset deletes the embedded database only; DATABASE_URL is set, and the demo "
+            "will not drop an outside database. Unset it, or drop that database yourself."
+        )
+    pgdata = Path(os.environ.get("GATEWAY_EMBEDDED_DB_DIR") or instance / "pgdata")
+    try:
+        embedded_db.wipe(pgdata)
+    except RuntimeError as exc:
+        raise click.ClickException(f"Cannot reset: {exc}.") from None
+    shutil.rmtree(instance / "simulators", ignore_errors=True)
+    for name in ("demo_api_key", "demo_operator", "encryption.keys", "secret_key"):
+        (instance / name).unlink(missing_ok=True)
+    click.echo(f"  Reset: the demo in {instance} starts over.")
 
 
 def _prepare_demo_settings(instance: Path) -> None:

@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "text",
     "TOKEN_REFRESH_MARGIN_SECONDS": 6 * 3600,
     "TOKEN_REFRESH_INTERVAL_SECONDS": 60,
+    # Seconds between two token requests of one app key, per broker (KIS: one a minute), plus a
+    # margin; both on the database's clock (services/tokens.py).
+    "TOKEN_ISSUE_INTERVAL_SECONDS": {"KIS": 60, "KIWOOM": 1},
+    "TOKEN_ISSUE_MARGIN_SECONDS": 2.0,
     "BROKER_TIMEOUT_SECONDS": 10.0,
     # Stocks master: where KIS publishes its master zips, who writes market.stocks, and when.
     "KIS_MASTER_URL": "https://new.real.download.dws.co.kr/common/master",
@@ -37,14 +41,36 @@ DEFAULTS: dict[str, Any] = {
     "STOCKS_SYNC_TIME": "07:30",
     "MARKETS_SYNC_INTERVAL_SECONDS": 6 * 3600,
     "ORDERS_POLL_INTERVAL_SECONDS": 5,
+    # Orders at the brokers at once per process (each holds a connection meanwhile); None: a
+    # third of the connection pool. Beyond it an order answers 503 gateway_busy, unsent.
+    "ORDERS_MAX_IN_FLIGHT": None,
     "HOLDINGS_MAX_AGE_SECONDS": 30,
+    # Failed logins per username (any name, existing or not) and per client address within
+    # LOGIN_LOCKOUT_SECONDS before that name or address is refused for LOGIN_LOCKOUT_SECONDS.
     "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_LOCKOUT_SECONDS": 300,
+    # A UI session ends after this many seconds without a request (Flask renews it on each one).
+    "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+    # HSTS max-age sent in production (0: no header, e.g. while trying TLS out).
+    "HSTS_SECONDS": 31536000,
+    # /metrics: a bearer token that may read it (besides admin API keys); unset: admin keys only.
+    "METRICS_TOKEN": None,
     # The largest request body read, in bytes; a larger one is a 413 problem before it is read.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Broker hosts an account's base_url may name besides the brokers' official ones (and, outside
     # production, loopback): origins such as "https://openapi.example.com:9443".
     "BROKER_URL_ALLOWLIST": [],
+    # Order events (services/events.py, event_hub.py, webhooks.py): a stream's comment line after
+    # this many quiet seconds; webhook receivers on private or loopback networks (None: allowed
+    # outside production only) and hosts allowed whatever they resolve to; the retry schedule.
+    "EVENTS_HEARTBEAT_SECONDS": 15,
+    "WEBHOOK_ALLOW_PRIVATE": None,
+    "WEBHOOK_ALLOWLIST": [],
+    "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    "WEBHOOK_RETRY_BASE_SECONDS": 5.0,
+    "WEBHOOK_RETRY_MAX_SECONDS": 3600.0,
+    "WEBHOOK_GIVE_UP_SECONDS": 25 * 3600,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": True,
@@ -70,6 +96,19 @@ DEFAULTS: dict[str, Any] = {
     # Served by the gateway itself (vendored from npm's redoc 2.5.4): the docs work offline.
     "OPENAPI_REDOC_URL": "/static/vendor/redoc/redoc.standalone.js",
     "BROKERS": {},
+    # Shared broker rate limits (services/rate_limits.py). With REDIS_URL the pacing state lives in
+    # Redis (one Lua script), else in PostgreSQL (system.rate_limit_buckets).
+    "REDIS_URL": None,
+    "RATE_LIMIT_PREFIX": "gateway:rl:",
+    # The share of each broker limit the gateway uses.
+    "RATE_LIMIT_SAFETY": 0.95,
+    # How long an order waits for its slot before answering 429 unsent; how long a read (polling,
+    # holdings) looks for a free one.
+    "RATE_LIMIT_ORDER_DEADLINE_SECONDS": 5.0,
+    "RATE_LIMIT_READ_DEADLINE_SECONDS": 5.0,
+    # Overrides of the brokers' limits by name (README "Rate limits"), e.g.
+    # GATEWAY_RATE_LIMITS__KIS_REAL_PER_SECOND=20.
+    "RATE_LIMITS": {},
 }
 
 # Settings a user may not set from outside: they change what the code trusts.
@@ -132,6 +171,7 @@ def validate(config: dict[str, Any]) -> None:
             "earlier than 18 h before expiry would get the old token again (default 21600)."
         )
     _validate_request_limits(config)
+    _validate_rate_limits(config)
     _validate_broker_allowlist(config)
     if not isinstance(config.get("BROKERS"), dict):
         raise ConfigError(
@@ -147,6 +187,25 @@ def _validate_request_limits(config: dict[str, Any]) -> None:
             "GATEWAY_MAX_CONTENT_LENGTH must be a number of bytes from 1024 to 16777216 (the "
             "largest request body the gateway reads; default 65536)."
         )
+
+
+def _validate_rate_limits(config: dict[str, Any]) -> None:
+    limits = config.get("RATE_LIMITS")
+    if not isinstance(limits, dict):
+        raise ConfigError(
+            "GATEWAY_RATE_LIMITS must be a mapping of limit names to numbers; set one with "
+            "GATEWAY_RATE_LIMITS__KIS_REAL_PER_SECOND=20 (double underscores nest)."
+        )
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"GATEWAY_RATE_LIMITS__{name} must be a positive number.")
+    safety = config.get("RATE_LIMIT_SAFETY")
+    if isinstance(safety, bool) or not isinstance(safety, int | float) or not 0.5 <= safety <= 1:
+        raise ConfigError("GATEWAY_RATE_LIMIT_SAFETY must be a number from 0.5 to 1 (0.95).")
+    for key in ("RATE_LIMIT_ORDER_DEADLINE_SECONDS", "RATE_LIMIT_READ_DEADLINE_SECONDS"):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise ConfigError(f"GATEWAY_{key} must be a number of seconds from 0 to 60.")
 
 
 def _validate_broker_allowlist(config: dict[str, Any]) -> None:

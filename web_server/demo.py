@@ -1,17 +1,24 @@
 """``gateway demo``: the whole product on one machine with no keys and no broker.
 
 Starts the five broker simulators on loopback, creates a demo account at each (in the simulator)
-and in the gateway (pointing at the simulator by ``base_url``, the only difference from a real
-account), syncs the stocks master from the KIS simulator's master files, and runs the scheduler
-in-process so the KIS and Kiwoom tokens are issued and refreshed by the job, as in production.
+and in the gateway (pointing at the simulator by ``base_url`` and marked ``is_simulated``),
+syncs the stocks master from the KIS simulator's master files and the crypto markets, and runs
+the scheduler in-process so the KIS and Kiwoom tokens are issued and refreshed by the job, as in
+production.
+
+The simulators' state lives in the instance folder beside the gateway's database, so both survive
+a restart together, and both go with ``gateway demo --reset``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle  # noqa: S403 - only for its exception type (simulators.persistence reads the files)
 import secrets
 import string
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,9 @@ from web_server.extensions import db
 from web_server.models import Account
 
 log = logging.getLogger(__name__)
+
+#: How often the simulators' state is written to the instance folder while the demo runs.
+SAVE_INTERVAL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -100,26 +110,98 @@ def _simulator_body(spec: DemoAccount, api_key: str, api_secret: str) -> dict[st
     return body
 
 
-def start_simulators(host: str = "127.0.0.1") -> dict[str, str]:
-    """Start the five simulators in threads on their demo ports; return their base URLs."""
-    from simulators.registry import DEFAULT_PORTS, NAMES, create_simulator
-    from simulators.server import serve_in_thread
+class DemoSimulators:
+    """The five simulators of the demo, their addresses, and their state kept on disk.
 
-    urls = {}
-    for name in NAMES:
-        handle = serve_in_thread(create_simulator(name), host, DEFAULT_PORTS[name])
-        urls[name] = handle.url
-    return urls
+    Each simulator's data is saved in ``<instance>/simulators/<name>.state`` every
+    :data:`SAVE_INTERVAL_SECONDS` and when the demo stops, and loaded when it starts, so that a
+    restart finds at the simulators what the gateway's database remembers: the accounts and keys,
+    the open orders, the positions and cash, the tokens issued (``simulators.persistence``).
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.apps: dict[str, Flask] = {}
+        self.urls: dict[str, str] = {}
+        self.restored: dict[str, bool] = {}
+        self._handles: list[Any] = []
+        self._stop = threading.Event()
+        self._saver: threading.Thread | None = None
+        self._save_lock = threading.Lock()
+
+    def start(self, host: str = "127.0.0.1", base_port: int | None = None) -> dict[str, str]:
+        """Build, restore and serve the five simulators; return their base URLs."""
+        from simulators import persistence
+        from simulators.registry import DEFAULT_PORTS, NAMES, create_simulator
+        from simulators.server import serve_in_thread
+
+        for index, name in enumerate(NAMES):
+            app = create_simulator(name)
+            path = self.state_dir / f"{name}.state"
+            try:
+                self.restored[name] = persistence.load_file(app, path) > 0
+            except (persistence.SnapshotError, OSError, EOFError, pickle.UnpicklingError) as exc:
+                raise DemoError(
+                    f"The {name} simulator's saved state ({path}) cannot be read: {exc}. "
+                    "Start over with `gateway demo --reset`."
+                ) from exc
+            port = base_port + index if base_port else DEFAULT_PORTS[name]
+            handle = serve_in_thread(app, host, port)
+            self._handles.append(handle)
+            self.apps[name] = app
+            self.urls[name] = handle.url
+        self._saver = threading.Thread(target=self._save_periodically, name="demo-sim-saver")
+        self._saver.daemon = True
+        self._saver.start()
+        return self.urls
+
+    def save(self) -> None:
+        """Write every simulator's state now (atomically, one file each)."""
+        from simulators import persistence
+
+        with self._save_lock:
+            for name, app in self.apps.items():
+                persistence.save_file(app, self.state_dir / f"{name}.state")
+
+    def stop(self) -> None:
+        """Stop saving and serving, after a last save."""
+        self._stop.set()
+        try:
+            if self.apps:
+                self.save()
+        finally:
+            for handle in self._handles:
+                handle.stop()
+            self._handles.clear()
+
+    def _save_periodically(self) -> None:
+        # A crash or SIGKILL then loses at most this much of the simulators' history.
+        while not self._stop.wait(SAVE_INTERVAL_SECONDS):
+            try:
+                self.save()
+            except Exception:  # the next round retries; the demo keeps running
+                log.exception("could not save the simulators' state")
 
 
-def ensure_demo_accounts(app: Flask, urls: dict[str, str]) -> list[Account]:
-    """Create each demo account in its simulator and in the gateway (reusing stored keys)."""
+class DemoError(Exception):
+    """The demo cannot start as asked; the message says what to do."""
+
+
+def ensure_demo_accounts(app: Flask, simulators: DemoSimulators) -> list[Account]:
+    """Create each demo account in its simulator and in the gateway (reusing stored keys).
+
+    An account is created at its simulator when the gateway has just created it or when the
+    simulator started without saved state (the first run, or state that predates persistence);
+    otherwise the simulator already knows it.
+    """
     from web_server.services.accounts import create_account
 
+    urls = simulators.urls
     accounts = []
     with app.app_context():
         for spec in DEMO_ACCOUNTS:
             account = db.session.scalar(select(Account).where(Account.name == spec.name))
+            created = account is None
             if account is None:
                 # python-kis insists on KIS's real key lengths (36 and 180); the others accept any.
                 api_key = _random_key(36)
@@ -135,18 +217,47 @@ def ensure_demo_accounts(app: Flask, urls: dict[str, str]) -> list[Account]:
                 )
             else:
                 account.base_url = urls[spec.simulator]
-            response = requests.post(
-                f"{urls[spec.simulator]}/_sim/accounts",
-                json=_simulator_body(spec, account.api_key, account.api_secret),
-                timeout=10,
-            )
-            if response.status_code not in (201, 409):
-                raise RuntimeError(
-                    f"{spec.simulator} simulator refused the demo account: {response.status_code}"
+            account.is_simulated = True
+            if created or not simulators.restored.get(spec.simulator):
+                response = requests.post(
+                    f"{urls[spec.simulator]}/_sim/accounts",
+                    json=_simulator_body(spec, account.api_key, account.api_secret),
+                    timeout=10,
                 )
+                if response.status_code not in (201, 409):
+                    raise DemoError(
+                        f"{spec.simulator} simulator refused the demo account: "
+                        f"{response.status_code} {response.text[:200]}"
+                    )
             accounts.append(account)
+        _follow_moved_simulators(simulators)
         db.session.commit()
     return accounts
+
+
+def _follow_moved_simulators(simulators: DemoSimulators) -> None:
+    """Mark hand-added accounts at the simulators as simulated; follow the simulators' ports.
+
+    An operator may add accounts of their own at a demo simulator (``POST /_sim/accounts`` and
+    the accounts page). They are simulated too, and when the simulators come up on other ports
+    (``--simulator-ports``) their ``base_url`` follows, as the demo accounts' does.
+    """
+    urls_file = simulators.state_dir / "urls.json"
+    previous: dict[str, str] = {}
+    if urls_file.exists():
+        previous = json.loads(urls_file.read_text())
+    moves = {
+        old: simulators.urls[name]
+        for name, old in previous.items()
+        if name in simulators.urls and old != simulators.urls[name]
+    }
+    for account in db.session.scalars(select(Account).where(Account.base_url.is_not(None))):
+        if account.base_url in moves:
+            account.base_url = moves[account.base_url]
+        if account.base_url in simulators.urls.values():
+            account.is_simulated = True
+    simulators.state_dir.mkdir(parents=True, exist_ok=True)
+    urls_file.write_text(json.dumps(simulators.urls, indent=2))
 
 
 def ensure_demo_api_key(app: Flask, instance: Path) -> str:
@@ -173,30 +284,64 @@ def ensure_demo_api_key(app: Flask, instance: Path) -> str:
     return key
 
 
-def run(app: Flask, *, host: str, port: int, instance: Path) -> None:
-    """Start everything and serve the gateway until interrupted."""
+def _sync_markets(app: Flask) -> str:
+    """Read the crypto simulators' markets, so crypto orders work from the first minute."""
+    from web_server.services.crypto_markets import CRYPTO_EXCHANGES, sync_all_markets
+
+    with app.app_context():
+        summaries = sync_all_markets(CRYPTO_EXCHANGES)
+        db.session.commit()
+    return "; ".join(summary.line() for summary in summaries)
+
+
+def run(
+    app: Flask,
+    *,
+    host: str,
+    port: int,
+    instance: Path,
+    simulator_base_port: int | None = None,
+) -> None:
+    """Start everything and serve the gateway until interrupted (Ctrl-C, SIGTERM, SIGHUP).
+
+    Whatever ends the demo, the scheduler stops and the simulators' state is saved before this
+    returns or raises; the caller then stops the embedded database.
+    """
     from web_server.jobs.scheduler import build_scheduler, shutdown
     from web_server.services.stocks_sync import datasync_target, run_sync
 
-    urls = start_simulators()
-    app.config["KIS_MASTER_URL"] = f"{urls['kis']}/common/master"
-    ensure_demo_accounts(app, urls)
-    with app.app_context():
-        url, role = datasync_target(app.config)
-        summary = run_sync(url, app.config["KIS_MASTER_URL"], role=role)
-    api_key = ensure_demo_api_key(app, instance)
-    scheduler = build_scheduler(app, blocking=False)
-    scheduler.start()
-    print(f"  Simulators: {', '.join(f'{k} {v}' for k, v in urls.items())}")
-    print(f"  Stocks master: {summary.line()}")
-    print(
-        "  Tokens: the scheduler issues the KIS and Kiwoom tokens within seconds "
-        "(`gateway tokens status`)."
-    )
-    print(f"  API key (all scopes): {api_key}")
-    print(f"  Try: curl -H 'Authorization: Bearer {api_key}' http://{host}:{port}/api/v1/accounts")
+    simulators = DemoSimulators(instance / "simulators")
     try:
-        # Not app.run(): Flask ignores it inside a `flask`/`gateway` CLI command.
+        urls = simulators.start(base_port=simulator_base_port)
+        app.config["KIS_MASTER_URL"] = f"{urls['kis']}/common/master"
+        # Simulators on other ports than last time: the accounts follow them before any job runs.
+        ensure_demo_accounts(app, simulators)
+        with app.app_context():
+            url, role = datasync_target(app.config)
+            summary = run_sync(url, app.config["KIS_MASTER_URL"], role=role)
+        markets = _sync_markets(app)
+        api_key = ensure_demo_api_key(app, instance)
+        scheduler = build_scheduler(app, blocking=False)
+        scheduler.start()
+        print(f"  Simulators: {', '.join(f'{k} {v}' for k, v in urls.items())}")
+        restored = [name for name, done in simulators.restored.items() if done]
+        if restored:
+            print(f"  Simulator state restored from {simulators.state_dir}: {', '.join(restored)}")
+        print(f"  Stocks master: {summary.line()}")
+        print(f"  Crypto markets: {markets}")
+        print(
+            "  Tokens: the scheduler issues the KIS and Kiwoom tokens within seconds "
+            "(`gateway tokens status`)."
+        )
+        print(f"  API key (all scopes): {api_key}")
+        print(
+            f"  Try: curl -H 'Authorization: Bearer {api_key}' http://{host}:{port}/api/v1/accounts"
+        )
+        print("  Stop with Ctrl-C; `gateway demo --reset` starts over.", flush=True)
+        # Not app.run(): Flask ignores it inside a `flask`/`gateway` CLI command. Werkzeug's
+        # server returns on Ctrl-C; SIGTERM/SIGHUP raise SystemExit (see the `demo` command).
         run_simple(host, port, app, threaded=True)
     finally:
         shutdown(app)
+        simulators.stop()
+        print("  Demo stopped; simulator state saved.", flush=True)

@@ -19,6 +19,7 @@ the app imports every error from here. The tree with HTTP statuses::
     │   ├── IdempotencyConflict          idempotency_conflict     409
     │   └── OrderInFlight                order_in_flight          409  (retry_after)
     ├── DatabaseUnavailable              database_unavailable     503  (retry_after)
+    │   └── GatewayBusy                  gateway_busy             503  (retry_after)
     ├── ValidationFailed                 validation_failed        422
     │   └── SymbolNotTradable            symbol_*                 422  (see subclasses)
     └── BrokerError                      broker_error             502  (carries broker, broker_code)
@@ -87,6 +88,7 @@ __all__ = [
     "BrokerError",
     "BrokerMaintenance",
     "BrokerRateLimited",
+    "GatewayBusy",
     "BrokerRejected",
     "BrokerTimeout",
     "BrokerUnavailable",
@@ -278,6 +280,18 @@ class DatabaseUnavailable(GatewayError):
     def problem_fields(self) -> dict[str, Any]:
         """Add ``retry_after``."""
         return {**super().problem_fields(), "retry_after": self.retry_after}
+
+
+class GatewayBusy(DatabaseUnavailable):
+    """This process already has as many orders at the brokers as its connections allow.
+
+    Each order in flight holds a database connection for its lock while the broker answers; more
+    at once than the pool has would leave requests waiting for connections and failing. Nothing
+    was stored or sent, so the same request may be sent again after ``retry_after`` seconds.
+    """
+
+    code = "gateway_busy"
+    title = "Gateway busy"
 
 
 # What a lost, refused or exhausted connection raises: SQLAlchemy's wrappers of psycopg's errors

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from brokers import Balance, BrokerOrder, MarketRule, OrderRequest, Position
@@ -61,7 +63,13 @@ class BinanceAdapter(CryptoAdapterBase):
         )
         return mapping.parse_order(raw)
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
         """Cancel an order (Binance cancels synchronously: the answer is CANCELLED).
 
         Raises:
@@ -85,6 +93,7 @@ class BinanceAdapter(CryptoAdapterBase):
         *,
         client_order_id: str | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
         """Look an order up by ``orderId`` or by our ``origClientOrderId`` (``symbol`` required).
 
@@ -104,6 +113,75 @@ class BinanceAdapter(CryptoAdapterBase):
         else:
             raise ValueError("get_order needs broker_order_id or client_order_id")
         return mapping.parse_order(self.client.request("GET", "/api/v3/order", params=params))
+
+    def order_with_fills(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Return the order with its fills (``GET /api/v3/order``, then ``myTrades?orderId=``).
+
+        ``myTrades`` gives each trade's id, commission and commission asset (a buy without BNB
+        pays in the base asset).
+
+        Raises:
+            InvalidOrder: no ``symbol`` was given.
+            OrderNotFound: ``-2013``.
+            BrokerUnavailable: Binance did not answer (after read retries).
+        """
+        order = self.get_order(broker_order_id, symbol=symbol)
+        rows = self.client.request(
+            "GET", "/api/v3/myTrades", params={"symbol": order.symbol, "orderId": broker_order_id}
+        )
+        fills = mapping.parse_fills(rows, broker_order_id)
+        assets = {f.fee_asset for f in fills}
+        fee = sum((f.fee or 0 for f in fills), Decimal(0)) if len(assets) == 1 else None
+        return replace(
+            order, fills=fills, fee=fee, fee_asset=next(iter(assets)) if fee is not None else None
+        )
+
+    def replace_order(
+        self,
+        broker_order_id: str,
+        request: OrderRequest,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Cancel an order and place its replacement in one call (``order/cancelReplace``).
+
+        ``cancelReplaceMode=STOP_ON_FAILURE``: a failed cancel places nothing. The new order
+        carries ``request``'s client order id (``newClientOrderId``), so a lost answer is settled
+        like a placement. Returns the new order (``newOrderResponse``).
+
+        Raises:
+            InvalidOrder: the new order breaks a rule (nothing was sent), or Binance refused it;
+                a ``-2021`` partial failure (cancelled, new order refused) is a refusal whose
+                message says the old order was cancelled.
+            OrderNotFound: the old order is unknown or closed (``-2011``/``-2013``).
+            OrderStateUnknown: sent and no answer came.
+        """
+        self._check(request)
+        raw = self.client.request(
+            "POST",
+            "/api/v3/order/cancelReplace",
+            body=mapping.replace_params(broker_order_id, request),
+            write=True,
+        )
+        return mapping.parse_order(raw.get("newOrderResponse") or {})
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Return every open order of the account: ``GET /api/v3/openOrders`` without a symbol.
+
+        One call for all symbols (weight 80 where one symbol weighs 6).
+
+        Raises:
+            BrokerUnavailable: Binance did not answer (after read retries).
+        """
+        rows: list[dict[str, Any]] = self.client.request("GET", "/api/v3/openOrders")
+        return [mapping.parse_order(r) for r in rows]
 
     def list_orders(
         self, since: dt.datetime, *, symbols: Iterable[str] | None = None

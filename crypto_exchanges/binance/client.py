@@ -11,13 +11,38 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from brokers.limits import Budget
 from crypto_exchanges._http import ExchangeClient, PreparedCall, encode_query
 from crypto_exchanges.binance.errors import BINANCE_ERRORS
 
-__all__ = ["RECV_WINDOW_MS", "BinanceClient", "sign"]
+__all__ = ["RECV_WINDOW_MS", "BinanceClient", "request_weight", "sign"]
+
+#: Request weight per endpoint (Binance rest-api.md; brokers/crypto.md §3.3, trading-days.md §6);
+#: a callable where it depends on the parameters. Anything not listed weighs 1.
+_WEIGHTS: dict[tuple[str, str], Any] = {
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/account"): 20,
+    ("GET", "/api/v3/order"): 4,
+    ("GET", "/api/v3/openOrders"): lambda p: 6 if p.get("symbol") else 80,
+    ("GET", "/api/v3/allOrders"): 20,
+    ("GET", "/api/v3/myTrades"): lambda p: 5 if p.get("orderId") else 20,
+    ("GET", "/api/v3/rateLimit/order"): 40,
+    ("GET", "/api/v3/ticker/24hr"): lambda p: 2 if p.get("symbol") else 80,
+    ("GET", "/api/v3/ticker/price"): lambda p: 2 if p.get("symbol") else 4,
+    ("PUT", "/api/v3/order/amend/keepPriority"): 4,
+}
+#: Requests that count as new orders (per account: per 10 s and per day).
+_ORDER_PATHS = frozenset({("POST", "/api/v3/order"), ("POST", "/api/v3/order/cancelReplace")})
+
+
+def request_weight(method: str, path: str, params: Mapping[str, str] | None) -> int:
+    """Return the request weight Binance charges for one request."""
+    weight = _WEIGHTS.get((method, path), 1)
+    return int(weight(params or {}) if callable(weight) else weight)
+
 
 #: Binance's default window; a request older than this when it arrives is refused (-1021).
 RECV_WINDOW_MS = 5000
@@ -74,6 +99,42 @@ class BinanceClient(ExchangeClient):
             )
         text = str(payload).strip()
         return None, text[:200] or None
+
+    def _budgets(
+        self, method: str, path: str, params: Mapping[str, str] | None, signed: bool
+    ) -> list[Budget]:
+        # Request weight per address (all accounts of the gateway share it); new orders per
+        # account, per 10 s and per day. The weight budget comes first: the header follows it.
+        weight = Budget(
+            f"binance:weight:{self.address_id}",
+            self._limit("BINANCE_WEIGHT_PER_MINUTE", 1200),
+            60.0,
+            request_weight(method, path, params),
+        )
+        budgets = [weight]
+        if (method, path) in _ORDER_PATHS:
+            budgets.append(
+                Budget(
+                    f"binance:orders10s:{self.account_id}",
+                    self._limit("BINANCE_ORDERS_PER_10S", 50),
+                    10.0,
+                )
+            )
+            budgets.append(
+                Budget(
+                    f"binance:orders1d:{self.account_id}",
+                    self._limit("BINANCE_ORDERS_PER_DAY", 160_000),
+                    86_400.0,
+                )
+            )
+        return budgets
+
+    def _observe_budgets(self, headers: Mapping[str, str], budgets: Sequence[Budget]) -> None:
+        # X-MBX-USED-WEIGHT-1M: the weight this address spent in the current minute, whoever
+        # spent it.
+        value = headers.get("X-MBX-USED-WEIGHT-1M")
+        if value and value.strip().isdigit() and budgets:
+            self.limiter.observe(budgets[0], used=int(value))
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         # X-MBX-USED-WEIGHT-1M: 21, X-MBX-ORDER-COUNT-10S: 1, X-MBX-ORDER-COUNT-1D: 1

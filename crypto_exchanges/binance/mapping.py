@@ -10,6 +10,7 @@ from typing import Any
 from brokers import (
     Balance,
     BrokerOrder,
+    Fill,
     MarketRule,
     OrderRequest,
     OrderStatus,
@@ -42,10 +43,10 @@ _STATUS = {
     "PENDING_CANCEL": OrderStatus.CANCEL_PENDING,
     "CANCELED": OrderStatus.CANCELLED,
     "REJECTED": OrderStatus.REJECTED,
-    # An expired order (IOC/FOK remainder, market order without liquidity, STP) is closed with
-    # whatever it filled, like a cancel.
-    "EXPIRED": OrderStatus.CANCELLED,
-    "EXPIRED_IN_MATCH": OrderStatus.CANCELLED,
+    # An order Binance expired itself (IOC/FOK remainder, market order without liquidity, STP)
+    # is closed with whatever it filled; it stays EXPIRED, which is not a cancel the client asked.
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
 
 
@@ -115,8 +116,10 @@ def parse_order(raw: Mapping[str, Any], *, cancel: bool = False) -> BrokerOrder:
     average = quote_filled / executed if quote_filled and executed > 0 else None
     fills = raw.get("fills") or []
     fee: Decimal | None = None
+    fee_asset: str | None = None
     if fills and len({f.get("commissionAsset") for f in fills}) == 1:
         fee = sum((to_decimal(f.get("commission")) or Decimal(0) for f in fills), Decimal(0))
+        fee_asset = str(fills[0].get("commissionAsset") or "") or None
     client_id = raw.get("origClientOrderId") if cancel else raw.get("clientOrderId")
     order_type = OrderType.MARKET if raw.get("type") == "MARKET" else OrderType.LIMIT
     orig_qty = to_decimal(raw.get("origQty")) or Decimal(0)
@@ -135,8 +138,61 @@ def parse_order(raw: Mapping[str, Any], *, cancel: bool = False) -> BrokerOrder:
         created_at=_ms(raw.get("time") or raw.get("transactTime")),
         updated_at=_ms(raw.get("updateTime") or raw.get("transactTime")),
         fee=fee,
+        fee_asset=fee_asset,
+        # FULL answers list the fills; a query or an open-orders row does not (None).
+        fills=parse_fills(raw["fills"], str(raw.get("orderId")), raw.get("transactTime"))
+        if isinstance(raw.get("fills"), list)
+        else None,
         raw=dict(raw),
     )
+
+
+# Sample (FULL fills[] row): {"price": "95000.00", "qty": "0.001", "commission": "0.095",
+#  "commissionAsset": "USDT", "tradeId": 56}
+# Sample (GET /api/v3/myTrades row): {"symbol": "BTCUSDT", "id": 56, "orderId": 28,
+#  "price": "95000.00", "qty": "0.001", "quoteQty": "95.00", "commission": "0.000001",
+#  "commissionAsset": "BTC", "time": 1507725176595, "isBuyer": true, "isMaker": false}
+def parse_fills(
+    rows: Sequence[Mapping[str, Any]], order_id: str, when: Any = None
+) -> tuple[Fill, ...]:
+    """Map FULL ``fills`` or ``myTrades`` rows to fills: the trade id, commission and its asset.
+
+    A buy whose commission is paid in the base asset (no BNB) leaves the account with the
+    quantity less the commission; the gateway reports that as the order's net quantity.
+    """
+    fills = []
+    for row in rows:
+        qty, price = to_decimal(row.get("qty")), to_decimal(row.get("price"))
+        if not qty or price is None:
+            continue
+        trade_id = row.get("id", row.get("tradeId"))
+        fills.append(
+            Fill(
+                broker_order_id=str(row.get("orderId") or order_id),
+                quantity=qty,
+                price=price,
+                filled_at=_ms(row.get("time") or when) or _EPOCH,
+                broker_fill_id=None if trade_id is None else str(trade_id),
+                fee=to_decimal(row.get("commission")),
+                fee_asset=str(row.get("commissionAsset") or "") or None,
+                raw=dict(row),
+            )
+        )
+    return tuple(fills)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def replace_params(broker_order_id: str, request: OrderRequest) -> dict[str, str]:
+    """Build ``POST /api/v3/order/cancelReplace``: cancel ``broker_order_id``, place ``request``.
+
+    ``STOP_ON_FAILURE``: if the cancel fails, no new order is placed.
+    """
+    params = order_params(request)
+    params["cancelReplaceMode"] = "STOP_ON_FAILURE"
+    params["cancelOrderId"] = broker_order_id
+    return params
 
 
 def order_params(request: OrderRequest) -> dict[str, str]:
@@ -168,7 +224,10 @@ def order_params(request: OrderRequest) -> dict[str, str]:
 #  "balances": [{"asset": "BTC", "free": "0.5", "locked": "0.1"},
 #               {"asset": "USDT", "free": "1000.0", "locked": "0.0"}]}
 def parse_account_balances(payload: Mapping[str, Any]) -> list[Balance]:
-    """Map the account's cash assets (USDT, USDC, fiat…) to balances."""
+    """Map the account's cash assets (USDT, USDC, fiat…) to balances.
+
+    Spot trades settle on the spot, so today's and the D+2 cash are both the total.
+    """
     balances = []
     for row in _rows(payload):
         asset = str(row.get("asset"))
@@ -178,7 +237,13 @@ def parse_account_balances(payload: Mapping[str, Any]) -> list[Balance]:
         locked = to_decimal(row.get("locked")) or Decimal(0)
         balances.append(
             Balance(
-                currency=asset, total=free + locked, available=free, locked=locked, raw=dict(row)
+                currency=asset,
+                total=free + locked,
+                available=free,
+                locked=locked,
+                settled_today=free + locked,
+                settled_d2=free + locked,
+                raw=dict(row),
             )
         )
     return balances

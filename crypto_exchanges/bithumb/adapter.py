@@ -53,7 +53,13 @@ class BithumbAdapter(UpbitLikeAdapter):
         )
         return mapping.placed_order(raw, request)
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
         """Cancel the open remainder of an order, then read it back.
 
         Bithumb's cancel answers only ``{"order_id", "created_at"}``, so the order is read after
@@ -75,6 +81,52 @@ class BithumbAdapter(UpbitLikeAdapter):
                 broker_code=exc.broker_code,
             ) from exc
         return mapping.with_cancel_pending(order)
+
+    def replace_order(
+        self,
+        broker_order_id: str,
+        request: OrderRequest,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Cancel an open order, then place its replacement: Bithumb has no one-call amend.
+
+        The cancel goes first (``DELETE /v2/order``); only once Bithumb accepted it is the new
+        order sent (``POST /v2/orders``, with ``request``'s client order id). If the new order
+        then fails, the old one stays cancelled: the error says so in its message, and the
+        gateway's poller records the cancel.
+
+        Raises:
+            InvalidOrder: the new order breaks a rule (checked before anything is sent).
+            OrderNotFound / BrokerRejected: the cancel was refused; nothing changed.
+            OrderStateUnknown: the cancel or the new order's answer was lost.
+            BrokerError: the new order was refused after the cancel.
+        """
+        self._check(request)
+        self.client.request("DELETE", "/v2/order", params={"order_id": broker_order_id}, write=True)
+        return self.place_order(request)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Return every open order of the account (``GET /v1/orders``, states wait and watch).
+
+        Raises:
+            BrokerUnavailable: Bithumb did not answer (after read retries).
+        """
+        orders: dict[str, BrokerOrder] = {}
+        for state in _STATES[:2]:
+            for page in range(1, _MAX_PAGES + 1):
+                rows: list[dict[str, Any]] = self.client.request(
+                    "GET",
+                    "/v1/orders",
+                    params={"state": state, "page": str(page), "limit": str(_PAGE)},
+                )
+                for row in rows:
+                    order = mapping.parse_bithumb_order(row)
+                    orders[order.broker_order_id] = order
+                if len(rows) < _PAGE:
+                    break
+        return list(orders.values())
 
     def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
         """Return the orders created since ``since`` (open and closed), oldest first.

@@ -57,7 +57,13 @@ class UpbitAdapter(UpbitLikeAdapter):
         )
         return mapping.parse_upbit_order(raw)
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
         """Cancel the open remainder of an order (``symbol`` is not needed on Upbit).
 
         Raises:
@@ -70,8 +76,40 @@ class UpbitAdapter(UpbitLikeAdapter):
         )
         return mapping.cancel_result(raw)
 
-    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
-        """Return the orders created since ``since``: all open ones and the closed ones.
+    def replace_order(
+        self,
+        broker_order_id: str,
+        request: OrderRequest,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
+        """Cancel an open limit order and place its replacement in one call (``cancel_and_new``).
+
+        ``POST /v1/orders/cancel_and_new`` cancels ``prev_order_uuid`` and places a new limit
+        order on the same market and side, whose ``new_identifier`` is ``request``'s client
+        order id (so a lost answer is settled like a placement). Returns the new order,
+        SUBMITTED; the old one is read by the poller (cancelled, with any fills it had).
+
+        Raises:
+            InvalidOrder: the new price or volume breaks a rule (nothing was sent).
+            OrderNotFound: the old order is unknown or no longer open.
+            OrderStateUnknown: sent and no answer came; look the new order up by its id.
+            BrokerError: any other refusal.
+        """
+        self._check(request)
+        body = {
+            "prev_order_uuid": broker_order_id,
+            "new_ord_type": "limit",
+            "new_volume": mapping.format_decimal(request.quantity),
+            "new_price": mapping.format_decimal(request.limit_price or 0),
+            "new_identifier": request.client_order_id,
+        }
+        raw = self.client.request("POST", "/v1/orders/cancel_and_new", body=body, write=True)
+        return mapping.replacement(raw, request, now=self._clock())
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Return every open order of the account (``/v1/orders/open``, all pages).
 
         Raises:
             BrokerUnavailable: Upbit did not answer (after read retries).
@@ -88,6 +126,15 @@ class UpbitAdapter(UpbitLikeAdapter):
                 orders[order.broker_order_id] = order
             if len(rows) < _OPEN_PAGE:
                 break
+        return list(orders.values())
+
+    def list_orders(self, since: dt.datetime) -> list[BrokerOrder]:
+        """Return the orders created since ``since``: all open ones and the closed ones.
+
+        Raises:
+            BrokerUnavailable: Upbit did not answer (after read retries).
+        """
+        orders = {order.broker_order_id: order for order in self.open_orders()}
         now = self._clock()
         start = since
         while start < now:

@@ -8,11 +8,13 @@ answer.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from brokers import BrokerOrder
+from brokers import BrokerOrder, OrderRequest, OrderStatus, OrderType
+from crypto_exchanges._rules import format_decimal
 from crypto_exchanges._upbit_like import KRW_TICKS, USDT_TICKS, UpbitDialect, with_cancel_pending
 
 __all__ = [
@@ -20,11 +22,13 @@ __all__ = [
     "QUOTE_RULES",
     "UPBIT",
     "cancel_result",
+    "format_decimal",
     "order_body",
     "parse_balances",
     "parse_markets",
     "parse_positions",
     "parse_upbit_order",
+    "replacement",
     "tick_for",
 ]
 
@@ -88,3 +92,22 @@ order_body = UPBIT.order_body
 def cancel_result(raw: Mapping[str, Any]) -> BrokerOrder:
     """Map a cancel answer: an order still ``wait`` is CANCEL_PENDING (accepted, not applied)."""
     return with_cancel_pending(parse_upbit_order(raw))
+
+
+# Sample (POST /v1/orders/cancel_and_new → 201: the cancelled order as accepted, plus the new one):
+# {"uuid": "cdd92199-…", "state": "wait", …, "new_order_uuid": "4a1d…",
+#  "new_order_identifier": "gw-8e1b"}
+def replacement(raw: Mapping[str, Any], request: OrderRequest, *, now: dt.datetime) -> BrokerOrder:
+    """Map a ``cancel_and_new`` answer to the new order (SUBMITTED, as ``request`` asked)."""
+    return BrokerOrder(
+        broker_order_id=str(raw.get("new_order_uuid") or ""),
+        symbol=request.symbol,
+        side=request.side,
+        order_type=OrderType.LIMIT,
+        status=OrderStatus.SUBMITTED,
+        quantity=request.quantity,
+        limit_price=request.limit_price,
+        client_order_id=str(raw.get("new_order_identifier") or request.client_order_id),
+        created_at=now,
+        raw=dict(raw),
+    )

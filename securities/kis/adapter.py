@@ -17,8 +17,15 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side
-from securities.common import LOOKBACK_DAYS, SecuritiesAdapterBase, amended_order, cancel_pending
+from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, OrderStatus, Position, Side
+from securities.common import (
+    LOOKBACK_DAYS,
+    SecuritiesAdapterBase,
+    amended_order,
+    cancel_pending,
+    cancellable,
+    order_number_key,
+)
 from securities.kis import mapping
 from securities.kis.client import KisClient
 from securities.kis.errors import BROKER
@@ -99,7 +106,13 @@ class KisAdapter(SecuritiesAdapterBase):
         output = response.body.get("output") or {}
         return mapping.parse_order_ack(output, request, now=self._clock())
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
         """Cancel all of an order's open remainder.
 
         KIS needs the branch number of the original (``KRX_FWDG_ORD_ORGNO``) and its exchange,
@@ -107,10 +120,14 @@ class KisAdapter(SecuritiesAdapterBase):
 
         Args:
             broker_order_id: the order to cancel.
-            symbol: unused (KIS finds the order by number).
+            symbol: the order's stock code; a row of another stock is never taken for it.
+            order_date: the order's KST date: numbers restart daily, so the order is looked up
+                in that day's history only (None: the newest with that number, legacy).
 
         Returns:
-            The original order as CANCEL_PENDING; ``raw["cancel"]`` holds KIS's answer (the
+            The original as the history shows it when nothing is left to cancel (FILLED,
+            CANCELLED, EXPIRED: nothing is sent). Otherwise the original order as
+            CANCEL_PENDING; ``raw["cancel"]`` holds KIS's answer (the
             cancellation has an order number of its own). The status poller settles it.
 
         Raises:
@@ -119,7 +136,9 @@ class KisAdapter(SecuritiesAdapterBase):
             OrderStateUnknown: sent and no answer came.
             BrokerError: any other failure.
         """
-        original = self.get_order(broker_order_id)
+        original = self.get_order(broker_order_id, symbol=symbol, order_date=order_date)
+        if not cancellable(original):
+            return original  # filled, cancelled or lapsed already: nothing is sent
         body = mapping.cancel_body(self._credentials, original)
         response = self._client.post_order(
             _ORDER_RVSECNCL, mapping.tr_id(_TR_RVSECNCL, paper=self._paper), body
@@ -133,6 +152,7 @@ class KisAdapter(SecuritiesAdapterBase):
         quantity: Decimal | None = None,
         limit_price: Decimal | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
         """Change the price and/or quantity of an open order (as a limit order).
 
@@ -143,7 +163,8 @@ class KisAdapter(SecuritiesAdapterBase):
             broker_order_id: the order to amend.
             quantity: the new quantity; None amends the whole remainder.
             limit_price: the new price; None keeps the original price.
-            symbol: unused (KIS finds the order by number).
+            symbol: the order's stock code, when known.
+            order_date: the order's KST date (see :meth:`cancel_order`).
 
         Raises:
             OrderNotFound: no such order in the last days.
@@ -151,7 +172,7 @@ class KisAdapter(SecuritiesAdapterBase):
             OrderStateUnknown: sent and no answer came.
             BrokerError: any other failure.
         """
-        original = self.get_order(broker_order_id)
+        original = self.get_order(broker_order_id, symbol=symbol, order_date=order_date)
         body = mapping.amend_body(
             self._credentials, original, quantity=quantity, limit_price=limit_price
         )
@@ -242,6 +263,16 @@ class KisAdapter(SecuritiesAdapterBase):
             "PRCS_DVSN": "00",
         }
 
+    def _day_lookup(
+        self, broker_order_id: str, day: dt.date, *, symbol: str | None
+    ) -> list[BrokerOrder]:
+        """Read one KST day's history narrowed to the number (``ODNO``); ``symbol`` is matched."""
+        return [
+            order
+            for order in self._history(day, day, odno=broker_order_id)
+            if symbol is None or order.symbol == symbol
+        ]
+
     def _lookup_windows(
         self, broker_order_id: str, today: dt.date, *, symbol: str | None
     ) -> Iterator[list[BrokerOrder]]:
@@ -286,4 +317,13 @@ class KisAdapter(SecuritiesAdapterBase):
         ):
             output = page.body.get("output1") or []
             rows.extend(dict(r) for r in output if isinstance(r, dict))
-        return mapping.parse_ccld_rows(rows)
+        orders = mapping.parse_ccld_rows(rows)
+        if odno and any(o.status is OrderStatus.EXPIRED for o in orders):
+            # Narrowed to one number, the answer leaves out the cancel rows that name it, so a
+            # cancelled order would look lapsed: read the days whole to tell the two apart.
+            orders = [
+                o
+                for o in self._history(first, last, symbol=symbol)
+                if order_number_key(o.broker_order_id) == order_number_key(odno)
+            ]
+        return orders

@@ -76,6 +76,15 @@ class KisClient(TokenClient):
     label = "KIS"
     broker = BROKER
     json_headers = {"content-type": "application/json; charset=utf-8"}
+    # 20 requests a second per app key on the real host, about 2 on paper (kis_kiwoom.md §1.7).
+    rate_limits = {"REAL": ("KIS_REAL_PER_SECOND", 20.0), "PAPER": ("KIS_PAPER_PER_SECOND", 2.0)}
+
+    def _rate_refused(self, response: requests.Response) -> bool:
+        """EGW00201 (초당 거래건수를 초과하였습니다, HTTP 500) or a bare 429."""
+        if response.status_code == 429:
+            return True
+        data = decode_json(response)
+        return isinstance(data, Mapping) and str(data.get("msg_cd") or "").strip() == "EGW00201"
 
     # -- OAuth (no bearer token; the calls are TokenClient's) ---------------------------------
 

@@ -25,7 +25,12 @@ from brokers import (
 )
 from brokers.errors import InvalidOrder
 from securities._http import from_kst, kst_date, parse_decimal
-from securities.common import oldest_first, order_number_key, same_order_number
+from securities.common import (
+    oldest_first,
+    order_number_key,
+    same_order_number,
+    with_krx_charges,
+)
 
 __all__ = [
     "ROUTES",
@@ -286,6 +291,10 @@ def _parse_ccld_row(
     for cancel in cancel_rows:
         cancelled += _zero(cancel.get("cnc_cfrm_qty")) or _zero(cancel.get("tot_ccld_qty"))
     status = _status(ord_qty, filled, remaining, rejected, cancelled)
+    if status is OrderStatus.CANCELLED and not cancel_rows and _zero(row.get("cnc_cfrm_qty")) > 0:
+        # The remainder was closed without a cancel of ours (a cancel is always a row of its
+        # own): the day order lapsed at the close (trading-days.md §2.3, [DERIVED]).
+        status = OrderStatus.EXPIRED
     if cancel_rows and status in {OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED}:
         status = OrderStatus.CANCEL_PENDING  # cancel sent, not confirmed yet
     ord_dvsn = str(row.get("ord_dvsn_cd") or "").strip()
@@ -298,11 +307,13 @@ def _parse_ccld_row(
             created = from_kst(ord_dt + ord_tmd, "%Y%m%d%H%M%S")
         except ValueError:
             created = None
-    avg = parse_decimal(row.get("avg_prvs"))
+    # The exact average is the filled amount over the quantity; avg_prvs is rounded to the won.
+    amount = parse_decimal(row.get("tot_ccld_amt"))
+    avg = amount / filled if amount and filled > 0 else parse_decimal(row.get("avg_prvs"))
     raw = dict(row)
     if cancel_rows:
         raw["cancel_rows"] = [dict(c) for c in cancel_rows]
-    return BrokerOrder(
+    order = BrokerOrder(
         broker_order_id=odno,
         symbol=str(row.get("pdno") or "").strip(),
         side=_side(str(row.get("sll_buy_dvsn_cd") or "").strip()),
@@ -316,6 +327,7 @@ def _parse_ccld_row(
         updated_at=created,
         raw=raw,
     )
+    return with_krx_charges(order, amount if filled > 0 else Decimal(0))
 
 
 # {"pdno": "005930", "prdt_name": "삼성전자", "trad_dvsn_name": "현금", "hldg_qty": "10",
@@ -352,22 +364,29 @@ def parse_balance(summary: Mapping[str, Any], orderable: Mapping[str, Any] | Non
     """Map the KRW cash: deposit (``dnca_tot_amt``) and what new orders may use.
 
     ``available`` is ``ord_psbl_cash`` from ``inquire-psbl-order`` when given (it accounts for
-    open buy orders), else the D+2 settlement estimate ``prvs_rcdl_excc_amt``. ``locked`` is the
-    difference, never negative.
+    open buy orders), else the D+2 settlement estimate ``prvs_rcdl_excc_amt``. The settlement
+    figures are KIS's own (trading-days.md §3): ``dnca_tot_amt`` today's cash (D+0),
+    ``prvs_rcdl_excc_amt`` the D+2 cash. ``locked`` is what open orders hold back: the D+2 cash
+    less what orders may use (orderable cash counts unsettled trades, so measuring it against
+    today's deposit would call a pending settlement "locked"), the deposit when KIS gave no D+2
+    figure; never negative.
     """
     total = _zero(summary.get("dnca_tot_amt"))
+    settled_d2 = parse_decimal(summary.get("prvs_rcdl_excc_amt"))
     available: Decimal | None = None
     if orderable is not None:
         available = parse_decimal(orderable.get("ord_psbl_cash"))
     if available is None:
-        available = parse_decimal(summary.get("prvs_rcdl_excc_amt"))
+        available = settled_d2
     if available is None:
         available = total
     return Balance(
         currency="KRW",
         total=total,
         available=available,
-        locked=max(Decimal(0), total - available),
+        locked=max(Decimal(0), (settled_d2 if settled_d2 is not None else total) - available),
+        settled_today=parse_decimal(summary.get("dnca_tot_amt")),
+        settled_d2=settled_d2,
         raw={"summary": dict(summary), "orderable": dict(orderable or {})},
     )
 

@@ -17,7 +17,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side
-from securities.common import LOOKBACK_DAYS, SecuritiesAdapterBase, amended_order, cancel_pending
+from securities.common import (
+    LOOKBACK_DAYS,
+    SecuritiesAdapterBase,
+    amended_order,
+    cancel_pending,
+    cancellable,
+)
 from securities.kiwoom import mapping
 from securities.kiwoom.client import KiwoomClient
 from securities.kiwoom.errors import BROKER
@@ -84,14 +90,23 @@ class KiwoomAdapter(SecuritiesAdapterBase):
         response = self._client.request(_ORDER_PATH, api_id, body)
         return mapping.parse_order_ack(response.body, request, now=self._clock())
 
-    def cancel_order(self, broker_order_id: str, *, symbol: str | None = None) -> BrokerOrder:
+    def cancel_order(
+        self,
+        broker_order_id: str,
+        *,
+        symbol: str | None = None,
+        order_date: dt.date | None = None,
+    ) -> BrokerOrder:
         """Cancel all of an order's open remainder (``kt10003``, ``cncl_qty 0``).
 
-        The original is looked up first: the cancel needs its symbol and exchange.
+        The original is looked up first, by its KST ``order_date`` and number when the date is
+        given (numbers restart daily): the cancel needs its symbol and exchange.
 
         Returns:
-            The original order as CANCEL_PENDING; ``raw["cancel"]`` holds Kiwoom's answer (the
-            cancellation gets an order number of its own).
+            The original as the history shows it when nothing is left to cancel (FILLED,
+            CANCELLED, EXPIRED: nothing is sent). Otherwise the original order as
+            CANCEL_PENDING; ``raw["cancel"]`` holds Kiwoom's answer (the cancellation gets an
+            order number of its own).
 
         Raises:
             OrderNotFound: no such order in the last days.
@@ -99,7 +114,9 @@ class KiwoomAdapter(SecuritiesAdapterBase):
             OrderStateUnknown: sent and no answer came.
             BrokerError: any other failure.
         """
-        original = self.get_order(broker_order_id, symbol=symbol)
+        original = self.get_order(broker_order_id, symbol=symbol, order_date=order_date)
+        if not cancellable(original):
+            return original  # filled, cancelled or lapsed already: nothing is sent
         response = self._client.request(_ORDER_PATH, _TR_CANCEL, mapping.cancel_body(original))
         return cancel_pending(original, response.body, now=self._clock())
 
@@ -110,6 +127,7 @@ class KiwoomAdapter(SecuritiesAdapterBase):
         quantity: Decimal | None = None,
         limit_price: Decimal | None = None,
         symbol: str | None = None,
+        order_date: dt.date | None = None,
     ) -> BrokerOrder:
         """Change the price and/or quantity of an open order (``kt10002``).
 
@@ -121,6 +139,7 @@ class KiwoomAdapter(SecuritiesAdapterBase):
             quantity: the new quantity; None amends the whole remainder.
             limit_price: the new price; None keeps the original price.
             symbol: the order's symbol, when known (narrows the lookup).
+            order_date: the order's KST date: only that day's history is searched.
 
         Raises:
             OrderNotFound: no such order in the last days.
@@ -128,7 +147,7 @@ class KiwoomAdapter(SecuritiesAdapterBase):
             OrderStateUnknown: sent and no answer came.
             BrokerError: any other failure.
         """
-        original = self.get_order(broker_order_id, symbol=symbol)
+        original = self.get_order(broker_order_id, symbol=symbol, order_date=order_date)
         body = mapping.amend_body(original, quantity=quantity, limit_price=limit_price)
         response = self._client.request(_ORDER_PATH, _TR_AMEND, body)
         return amended_order(

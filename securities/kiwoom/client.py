@@ -73,6 +73,20 @@ class KiwoomClient(TokenClient):
     label = "Kiwoom"
     broker = BROKER
     json_headers = {"Content-Type": "application/json;charset=UTF-8"}
+    # Per app key; no published number (kis_kiwoom.md §2.8: 5/s in the terms community code cites).
+    rate_limits = {
+        "REAL": ("KIWOOM_REAL_PER_SECOND", 5.0),
+        "PAPER": ("KIWOOM_PAPER_PER_SECOND", 5.0),
+    }
+
+    def _rate_refused(self, response: requests.Response) -> bool:
+        """1700 (API 요청 개수 초과), as a code or inside ``return_msg``; or HTTP 429."""
+        if response.status_code == 429:
+            return True
+        data = decode_json(response)
+        if not isinstance(data, Mapping):
+            return False
+        return str(data.get("return_code")) == "1700" or "[1700:" in str(data.get("return_msg"))
 
     # -- OAuth (the calls are TokenClient's) ---------------------------------------------------
 

@@ -25,7 +25,12 @@ from brokers import (
 )
 from brokers.errors import InvalidOrder
 from securities._http import from_kst, parse_decimal
-from securities.common import oldest_first, order_number_key, same_order_number
+from securities.common import (
+    oldest_first,
+    order_number_key,
+    same_order_number,
+    with_krx_charges,
+)
 
 __all__ = [
     "ROUTES",
@@ -239,6 +244,10 @@ def _parse_history_row(
         status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
     elif remaining > 0:
         status = OrderStatus.CANCEL_PENDING  # a cancel was sent, the remainder is still open
+    elif not cancel_rows and not str(row.get("mdfy_cncl") or "").strip():
+        # Closed with no cancel row and not amended: the day order lapsed at the close
+        # (trading-days.md §2.3, [DERIVED]).
+        status = OrderStatus.EXPIRED
     else:
         status = OrderStatus.CANCELLED  # closed without filling: cancelled or amended away
     trade = str(row.get("trde_tp") or "")
@@ -252,7 +261,7 @@ def _parse_history_row(
     raw["ord_dt"] = day.strftime("%Y%m%d")
     if cancel_rows:
         raw["cancel_rows"] = [dict(c) for c in cancel_rows]
-    return BrokerOrder(
+    order = BrokerOrder(
         broker_order_id=str(row.get("ord_no")).strip(),
         symbol=plain_symbol(row.get("stk_cd")),
         side=side,
@@ -266,6 +275,7 @@ def _parse_history_row(
         updated_at=created,
         raw=raw,
     )
+    return with_krx_charges(order)  # kt00007 reports no charges: the KRX rules
 
 
 # kt00018 acnt_evlt_remn_indv_tot[] row:
@@ -295,15 +305,24 @@ def parse_holding(row: Mapping[str, Any]) -> Position | None:
 # {"entr": "000000000017534", "ord_alow_amt": "000000000017534", "pymn_alow_amt": "…",
 #  "d2_entra": "000000000017534", "return_code": 0, "return_msg": "조회가 완료되었습니다"}
 def parse_balance(raw: Mapping[str, Any]) -> Balance:
-    """Map ``kt00001``: deposit (``entr``), orderable (``ord_alow_amt``) and the difference."""
+    """Map ``kt00001``: deposit (``entr``), orderable (``ord_alow_amt``) and the difference.
+
+    The settlement figures are Kiwoom's own (trading-days.md §3): ``entr`` today's cash (D+0),
+    ``d2_entra`` the estimated D+2 cash (the estimate view, ``qry_tp 3``). ``locked`` is what
+    open orders hold back: the D+2 cash less the orderable amount (which counts unsettled
+    trades), the deposit when Kiwoom gave no D+2 figure; never negative.
+    """
     total = parse_decimal(raw.get("entr")) or Decimal(0)
+    settled_d2 = parse_decimal(raw.get("d2_entra"))
     available = parse_decimal(raw.get("ord_alow_amt"))
     if available is None:
-        available = total
+        available = settled_d2 if settled_d2 is not None else total
     return Balance(
         currency="KRW",
         total=total,
         available=available,
-        locked=max(Decimal(0), total - available),
+        locked=max(Decimal(0), (settled_d2 if settled_d2 is not None else total) - available),
+        settled_today=parse_decimal(raw.get("entr")),
+        settled_d2=settled_d2,
         raw={k: v for k, v in raw.items() if k not in ("return_code", "return_msg")},
     )

@@ -50,7 +50,8 @@ from simulators.binance.market import register_market_routes
 from simulators.binance.my_trades import register_my_trades
 from simulators.binance.trade import random_client_id, register_trade_routes
 from simulators.binance.views import ORDER_TYPES, order_json
-from simulators.control import SimState, answer_unknown_paths, request_time
+from simulators.control import SimState, answer_unknown_paths, mark_refused, request_time
+from simulators.control.refusals import RefusalReason
 from simulators.crypto_markets import SpotMarket
 from simulators.engine import (
     DuplicateClientOrderId,
@@ -67,6 +68,15 @@ from simulators.upbit.throttle import BanBook, GroupThrottle
 
 __all__ = ["BinanceApi"]
 
+#: Codes that refuse a request for rate or auth: recorded as ``request_refused``.
+_REFUSAL_REASONS: dict[int, RefusalReason] = {
+    -1003: "rate",
+    -1015: "rate",
+    -2014: "auth",
+    -2015: "auth",
+    -1022: "auth",
+    -1021: "auth",
+}
 _WEIGHT_LIMIT = 6000
 _ORDERS_10S = 100
 _ORDERS_1D = 200_000
@@ -224,6 +234,9 @@ class BinanceApi:
 
         @app.errorhandler(BinanceError)
         def binance_error(exc: BinanceError) -> ResponseReturnValue:
+            reason = _REFUSAL_REASONS.get(exc.code)
+            if reason is not None:
+                mark_refused(reason, exc.code)
             return jsonify({"code": exc.code, "msg": exc.msg}), exc.status, exc.headers
 
         answer_unknown_paths(app, self.unknown_path)

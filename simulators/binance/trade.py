@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from simulators.binance.auth import BinanceError, BinanceParams, Credential
+from simulators.binance.auth import BinanceError, BinanceParams, Credential, mandatory
 from simulators.binance.views import ms
 from simulators.engine import Order, OrderNotFound, OrderNotOpen
 
@@ -140,6 +140,80 @@ def register_trade_routes(api: BinanceApi, app: Flask) -> None:  # noqa: C901 - 
             raise BinanceError(-2011, "Unknown order sent.") from None
         cancel_id = params.get("newClientOrderId") or random_client_id()
         return jsonify(_cancel_report(api, cancelled, cancel_id))
+
+    @app.post("/api/v3/order/cancelReplace")
+    @api.endpoint(1, signed=True)
+    def cancel_replace(credential: Credential, params: BinanceParams) -> ResponseReturnValue:
+        """Cancel an order and place a new one (bn-docs rest-api.md, cancel-replace).
+
+        The new order is checked first (as ``order/test``), so a malformed one changes nothing.
+        ``STOP_ON_FAILURE``: a failed cancel answers 400 -2022 and places nothing;
+        ``ALLOW_FAILURE`` places the new order anyway. A new order refused after the cancel
+        answers 409 -2021 with both results in ``data``.
+        """
+        market = api.market(params)
+        mode = params.get("cancelReplaceMode")
+        if mode is None:
+            raise mandatory("cancelReplaceMode")
+        if mode not in {"STOP_ON_FAILURE", "ALLOW_FAILURE"}:
+            raise BinanceError(-1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+        new_params = BinanceParams(
+            values={k: v for k, v in params.values.items() if not k.startswith("cancel")}
+        )
+        api.new_order(credential, new_params, test=True)
+        target = BinanceParams(
+            values={
+                "orderId": params.get("cancelOrderId") or "",
+                "origClientOrderId": params.get("cancelOrigClientOrderId") or "",
+            }
+        )
+        cancel_response: dict[str, Any]
+        try:
+            order = api.find(credential, target, market)
+            cancelled = engine.cancel_order(credential.account_id, order.order_no)
+        except (BinanceError, OrderNotOpen, OrderNotFound):
+            cancel_response = {"code": -2011, "msg": "Unknown order sent."}
+            if mode == "STOP_ON_FAILURE":
+                body = {
+                    "code": -2022,
+                    "msg": "Order cancel-replace failed.",
+                    "data": {
+                        "cancelResult": "FAILURE",
+                        "newOrderResult": "NOT_ATTEMPTED",
+                        "cancelResponse": cancel_response,
+                        "newOrderResponse": None,
+                    },
+                }
+                return jsonify(body), 400
+            cancel_result = "FAILURE"
+        else:
+            cancel_id = params.get("cancelNewClientOrderId") or random_client_id()
+            cancel_response = _cancel_report(api, cancelled, cancel_id)
+            cancel_result = "SUCCESS"
+        try:
+            new = api.new_order(credential, new_params, test=False)
+        except BinanceError as exc:
+            body = {
+                "code": -2021,
+                "msg": "Order cancel-replace partially failed.",
+                "data": {
+                    "cancelResult": cancel_result,
+                    "newOrderResult": "FAILURE",
+                    "cancelResponse": cancel_response,
+                    "newOrderResponse": {"code": exc.code, "msg": exc.msg},
+                },
+            }
+            return jsonify(body), 409
+        assert new is not None  # noqa: S101 - test=False always places
+        resp_type = (params.get("newOrderRespType") or "FULL").upper()
+        return jsonify(
+            {
+                "cancelResult": cancel_result,
+                "newOrderResult": "SUCCESS",
+                "cancelResponse": cancel_response,
+                "newOrderResponse": api.render(new, full=resp_type == "FULL", transact=True),
+            }
+        )
 
     @app.delete("/api/v3/openOrders")
     @api.endpoint(1, signed=True)

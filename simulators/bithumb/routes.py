@@ -39,6 +39,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from simulators.control import mark_refused
 from simulators.crypto_markets import SpotMarket, decimal_string
 from simulators.engine import OrderNotFound, OrderNotOpen, Side
 from simulators.upbit.auth import ApiError, Credential, JwtErrors, RequestParams
@@ -94,6 +95,7 @@ class BithumbApi(UpbitApi):
 
     def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
         """429 / 418 with a JSON error body."""
+        mark_refused("rate", "too_many_requests" if exc.status == 429 else "blocked")
         name = "too_many_requests" if exc.status == 429 else "blocked"
         body = {"error": {"name": name, "message": "요청 수 제한을 초과했습니다."}}
         return jsonify(body), exc.status

@@ -19,6 +19,8 @@ The modules:
 * :mod:`~simulators.control.tokens` — the :class:`TokenRegistry` of issued OAuth tokens.
 * :mod:`~simulators.control.rate_limit` — :class:`RateLimiter`, per-key request limits.
 * :mod:`~simulators.control.accounts` — helpers for the facades' accounts callbacks.
+* :mod:`~simulators.control.refusals` — :func:`mark_refused`: refusals (rate, auth, session)
+  recorded as ``request_refused`` ledger entries.
 """
 
 from flask import Flask
@@ -33,12 +35,14 @@ from simulators.control.faults import Fault, FaultBook, FaultKind
 from simulators.control.held import HeldRequests, request_time
 from simulators.control.middleware import FaultMiddleware
 from simulators.control.rate_limit import RateLimiter
+from simulators.control.refusals import REQUEST_REFUSED, install_refusal_ledger, mark_refused
 from simulators.control.routes import create_control_blueprint
 from simulators.control.state import STATE_EXTENSION_KEY, SimState, get_state
 from simulators.control.tokens import IssuedToken, TokenRegistry, TokenStatus
 from simulators.control.unknown import UnknownPathAnswer, answer_unknown_paths
 
 __all__ = [
+    "REQUEST_REFUSED",
     "STATE_EXTENSION_KEY",
     "AccountSpecError",
     "AccountsCallback",
@@ -57,6 +61,7 @@ __all__ = [
     "create_control_blueprint",
     "get_state",
     "install_control",
+    "mark_refused",
     "parse_amounts",
     "request_time",
     "require_string",
@@ -66,5 +71,6 @@ __all__ = [
 def install_control(app: Flask, state: SimState, create_account: AccountsCallback) -> None:
     """Register ``/_sim`` on ``app``, wrap it in :class:`FaultMiddleware`, and keep ``state``."""
     app.extensions[STATE_EXTENSION_KEY] = state
+    install_refusal_ledger(app, state)
     app.register_blueprint(create_control_blueprint(state, create_account))
     app.wsgi_app = FaultMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]

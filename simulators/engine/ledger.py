@@ -35,6 +35,7 @@ class LedgerKind(enum.StrEnum):
     TOKEN_REFUSED = "token_refused"  # noqa: S105 - a ledger kind, not a secret
     TOKENS_REVOKED_ALL = "tokens_revoked_all"
     FAULT_APPLIED = "fault_applied"
+    REQUEST_REFUSED = "request_refused"
 
 
 _RESERVED_LEDGER_KEYS = frozenset({"seq", "kind", "time", "account_id", "app_key"})

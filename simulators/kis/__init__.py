@@ -29,6 +29,9 @@ Choices where the facts are unverified (BROKERS.md: pick the most-observed, make
   token starts the one-a-minute window too. "requests", because EGW00133 is widely observed and
   could never happen if only new issuances counted (a second request within a minute always
   falls inside the 6-hour reuse window).
+* option ``token_window_seconds`` (default 60): the issuance window, counted from when a token
+  request reaches the simulator; tests of the gateway's window shorten it. Every refusal (EGW00133
+  too) is a ``request_refused`` ledger entry.
 * gateway errors (EGW…) are HTTP 500 with ``rt_cd`` "1"; business rejections are HTTP 200 with
   ``rt_cd`` != "0" (``APBK0952`` insufficient funds and ``APBK1359`` as captured; the other
   APBK codes are [UNVERIFIED], see :data:`simulators.kis.protocol.REJECTS`).
@@ -127,9 +130,10 @@ def create_app(
         rate_limit_per_second: per-app-key limit (None: 20 real / 2 paper; 0: unlimited).
         **options: ``clock`` (a :class:`~simulators.engine.SimClock`, e.g. frozen, when
             ``state`` is None; the wall clock otherwise), ``reuse_expires_in``,
-            ``token_window_counts``, ``balance_page_size``, ``ccld_page_size``, and the
-            trading-day switches ``market_hours``, ``session_table``, ``daily_order_numbers``,
-            ``expired_in_history``, ``closed_code`` (see the module docstring).
+            ``token_window_counts``, ``token_window_seconds``, ``balance_page_size``,
+            ``ccld_page_size``, and the trading-day switches ``market_hours``,
+            ``session_table``, ``daily_order_numbers``, ``expired_in_history``, ``closed_code``
+            (see the module docstring).
 
     Returns:
         The Flask app, with ``/_sim`` installed.
@@ -166,6 +170,7 @@ def create_app(
         closed_code=str(opts.get("closed_code", "KIOK0320")),
         reuse_expires_in=str(opts.get("reuse_expires_in", "remaining")),
         token_window_counts=str(opts.get("token_window_counts", "requests")),
+        token_window_seconds=float(opts.get("token_window_seconds", 60)),
         balance_page_size=int(opts.get("balance_page_size", 20 if paper else 50)),
         ccld_page_size=int(opts.get("ccld_page_size", 15 if paper else 100)),
     )

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, jsonify, request
 
-from simulators.control import IssuedToken
+from simulators.control import IssuedToken, mark_refused
 from simulators.kis.protocol import KisContext, body
 from simulators.krx import KST
 
@@ -33,6 +33,12 @@ _EXPIRY_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 
 def _oauth_error(code: str, description: str, status: int = 403) -> tuple[Response, int]:
+    app_key = body().get("appkey")
+    mark_refused(
+        "rate" if code == "EGW00133" else "auth",
+        code,
+        app_key=str(app_key) if app_key else None,
+    )
     return jsonify({"error_description": description, "error_code": code}), status
 
 
@@ -111,6 +117,8 @@ def create_oauth_blueprint(ctx: KisContext) -> Blueprint:
         refusal = state.take_token_refusal(request.path)
         if refusal is not None:
             state.tokens.record_refusal(app_key, "fault")
+            code = (refusal.body or {}).get("error_code", "EGW00133")
+            mark_refused("rate", code, app_key=app_key)
             default = {
                 "error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
                 "error_code": "EGW00133",
@@ -119,7 +127,8 @@ def create_oauth_blueprint(ctx: KisContext) -> Blueprint:
         with ctx.lock:
             now = state.clock.now()
             last = ctx.last_token_answer.get(app_key)
-            if last is not None and now - last < TOKEN_WINDOW:
+            window = timedelta(seconds=ctx.token_window_seconds)
+            if last is not None and now - last < window:
                 state.tokens.record_refusal(app_key, "one a minute")
                 return _oauth_error("EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
             latest = state.tokens.latest(app_key)

@@ -20,6 +20,7 @@ from typing import Any, Final
 from flask import Flask, Response, jsonify, request
 
 from simulators.control import RateLimiter, SimState, TokenStatus
+from simulators.control.refusals import RefusalReason, mark_refused
 from simulators.engine import Side
 from simulators.krx import KST, Listing
 from simulators.krx_calendar import ClosedReason
@@ -92,11 +93,25 @@ GATEWAY: Final[Mapping[str, tuple[int, str, str]]] = {
 }
 
 
+#: Gateway errors that refuse a request for rate, auth or session (``request_refused``).
+_REFUSAL_REASONS: Final[Mapping[str, RefusalReason]] = {
+    "invalid_token": "session",
+    "expired_token": "session",
+    "rate": "rate",
+    "no_appkey": "auth",
+    "bad_appkey": "auth",
+    "no_secret": "auth",
+    "bad_secret": "auth",
+    "credentials_type": "auth",
+}
+
+
 class KisGatewayError(Exception):
     """A gateway (EGW…) error: non-200 status, ``rt_cd`` "1"."""
 
     def __init__(self, key: str) -> None:
         super().__init__(key)
+        self.key = key
         self.status, self.msg_cd, self.msg1 = GATEWAY[key]
 
 
@@ -150,6 +165,7 @@ class KisContext:
         credentials: app key → credential.
         reuse_expires_in: "remaining" or "full" (see the package docstring).
         token_window_counts: "requests" or "issuances" (see the package docstring).
+        token_window_seconds: the one-a-minute issuance window (tests shorten it).
         balance_page_size, ccld_page_size: rows per page.
         branch: the 5-digit order branch (KRX_FWDG_ORD_ORGNO).
         rules: the trading-day switches (sessions, order numbers, lapsed orders in history).
@@ -164,6 +180,7 @@ class KisContext:
     closed_code: str = "KIOK0320"
     reuse_expires_in: str = "remaining"
     token_window_counts: str = "requests"  # noqa: S105 - a mode, not a secret
+    token_window_seconds: float = 60.0
     balance_page_size: int = 50
     ccld_page_size: int = 100
     branch: str = "06010"
@@ -338,6 +355,9 @@ def register_protocol(app: Flask, ctx: KisContext) -> None:
 
     @app.errorhandler(KisGatewayError)
     def gateway_error(exc: KisGatewayError) -> tuple[Response, int]:
+        reason = _REFUSAL_REASONS.get(exc.key)
+        if reason is not None:
+            mark_refused(reason, exc.msg_cd, app_key=request.headers.get("appkey") or None)
         return jsonify({"rt_cd": "1", "msg_cd": exc.msg_cd, "msg1": exc.msg1}), exc.status
 
     @app.errorhandler(KisReject)

@@ -15,6 +15,7 @@ from typing import Any, Final
 from flask import Flask, Response, jsonify, request
 
 from simulators.control import RateLimiter, SimState, TokenStatus
+from simulators.control.refusals import RefusalReason, mark_refused
 from simulators.krx import Listing
 from simulators.krx_calendar import ClosedReason
 from simulators.krx_day import DayRules
@@ -81,6 +82,20 @@ CLOSED_RETURN_CODE: Final = 20
 CLOSED_REAL: Final = "[2000](505217:휴장시간으로 취소주문만 가능합니다.)"
 CLOSED_MOCK: Final = "[2000](RC4058:모의투자 장종료)"
 CLOSED_MOCK_HOLIDAY: Final = "[2000](RC4010:모의투자 영업일이 아닙니다.)"
+
+
+#: Codes that refuse a request for rate, auth or session: recorded as ``request_refused``.
+_REFUSAL_REASONS: Final[Mapping[int, RefusalReason]] = {
+    1513: "auth",
+    1514: "auth",
+    1700: "rate",
+    8001: "auth",
+    8005: "session",
+    8009: "auth",
+    8011: "auth",
+    8012: "auth",
+    8020: "auth",
+}
 
 
 class KiwoomError(Exception):
@@ -152,6 +167,9 @@ class KiwoomContext:
         """Build an error in the configured style."""
         generic, outer, message = ERRORS[code]
         text = f"{message}{detail}"
+        reason = _REFUSAL_REASONS.get(code)
+        if reason is not None:
+            mark_refused(reason, code)
         if self.invalid_token_style == "code":  # noqa: S105 - a style, not a secret
             return KiwoomError(status, code, text)
         return KiwoomError(status, generic, f"{outer}[{code}:{text}]")
@@ -239,7 +257,9 @@ def authenticate(ctx: KiwoomContext, api_id: str) -> Credential:
         raise ctx.error(8005)
     if ctx.limiter is not None and not ctx.limiter.try_acquire(credential.app_key):
         rate = int(ctx.rate) if ctx.rate == int(ctx.rate) else ctx.rate
-        raise ctx.error(1700, f". 유량={rate}, API ID={api_id}", status=ctx.rate_limit_status)
+        error = ctx.error(1700, f". 유량={rate}, API ID={api_id}", status=ctx.rate_limit_status)
+        mark_refused("rate", 1700, app_key=credential.app_key)
+        raise error
     return credential
 
 

@@ -38,7 +38,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from simulators.control import SimState, answer_unknown_paths, request_time
+from simulators.control import SimState, answer_unknown_paths, mark_refused, request_time
 from simulators.crypto_markets import KST, SpotMarket, decimal_string
 from simulators.engine import (
     DuplicateClientOrderId,
@@ -246,6 +246,8 @@ class UpbitApi(UpbitErrors):
 
     def handle_api_error(self, exc: ApiError) -> ResponseReturnValue:
         """Answer ``{"error": {"name", "message"}}``."""
+        if exc.status == 401:  # the JWT, its key or its signature: refused before anything ran
+            mark_refused("auth", exc.name)
         return jsonify(exc.body()), exc.status, exc.headers
 
     def unknown_path(self, status: int, method: str, path: str) -> ResponseReturnValue:
@@ -260,6 +262,7 @@ class UpbitApi(UpbitErrors):
 
     def handle_rate_limited(self, exc: RateLimited) -> ResponseReturnValue:
         """Answer 429 (or 418 when banned) in the configured body format."""
+        mark_refused("rate", "too_many_requests" if exc.status == 429 else "blocked")
         if self.state.options.get("rate_limit_body", "text") == "json":
             name = "too_many_requests" if exc.status == 429 else "blocked"
             body = {"error": {"name": name, "message": "Too many API requests."}}

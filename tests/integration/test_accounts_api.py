@@ -279,7 +279,7 @@ def test_base_url_must_be_https_except_on_loopback_and_a_new_host_gets_no_old_to
     assert revoked.json()["count"] == 1
 
 
-def test_a_holding_unknown_to_the_stocks_master_is_shown_but_not_stored(
+def test_a_holding_unknown_to_the_stocks_master_is_shown_and_stored_outside_the_foreign_key(
     app, client, api_headers, kis, psql
 ):
     url, app_key, secret = kis
@@ -292,5 +292,8 @@ def test_a_holding_unknown_to_the_stocks_master_is_shown_but_not_stored(
         f"/api/v1/accounts/{account['id']}/holdings?refresh=true", headers=api_headers
     ).get_json()
     assert snapshot["unlisted_symbols"] == ["005930"]
-    assert [h["symbol"] for h in snapshot["holdings"]] == ["005930"]
-    assert psql.execute("SELECT count(*) FROM trade.holdings").fetchone() == (0,)
+    assert [(h["symbol"], h["in_master"]) for h in snapshot["holdings"]] == [("005930", False)]
+    # Kept by the broker's code, its symbol NULL (issue 11, test_holdings_balances.py).
+    assert psql.execute("SELECT broker_symbol, symbol FROM trade.holdings").fetchall() == [
+        ("005930", None)
+    ]

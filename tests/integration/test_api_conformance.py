@@ -39,7 +39,7 @@ CHECKS = [
 ]
 #: Generated cases per operation (the examples and coverage cases come on top).
 MAX_EXAMPLES = 60
-OPERATIONS = 14
+OPERATIONS = 42  # with the orders' amend and fills (issue 11)
 MIN_CASES = 1000
 
 #: What the run did: cases by operation, and its duration.
@@ -193,6 +193,8 @@ BROKER_CALLS = (
     "GET /api/v1/accounts/{account_id}/balances",
     "GET /api/v1/accounts/{account_id}/holdings",
     "POST /api/v1/orders",
+    "POST /api/v1/accounts/{account_id}/panic/cancel-all",
+    "POST /api/v1/accounts/{account_id}/panic/flatten",
 )
 SPARE, CREATED = 3, range(3, 10_000)
 

@@ -38,6 +38,7 @@ class Endpoint:
     expected: tuple[int, int, int, int, int]
     fresh_account: bool = False  # an allowed cell acts on an account of its own
     fresh_order: bool = False  # an allowed cell acts on an order of its own
+    prepare: str | None = None  # engage this switch or set this policy before the request
 
 
 ENDPOINTS = (
@@ -79,6 +80,70 @@ ENDPOINTS = (
     Endpoint("GET /api/v1/stocks/{symbol}", "GET", None, (401, 200, 200, 200, 200)),
     Endpoint("GET /api/v1/openapi.json", "GET", "", (200, 200, 200, 200, 200)),
     Endpoint("GET /api/v1/docs", "GET", "", (200, 200, 200, 200, 200)),
+    Endpoint("GET /api/v1/kill-switches", "GET", "admin", (401, 403, 200, 200, 200)),
+    Endpoint("GET /api/v1/kill-switches/global", "GET", "admin", (401, 403, 200, 200, 200)),
+    Endpoint("PUT /api/v1/kill-switches/global", "PUT", "admin", (401, 403, 403, 403, 200)),
+    Endpoint(
+        "DELETE /api/v1/kill-switches/global",
+        "DELETE",
+        "admin",
+        (401, 403, 403, 403, 204),
+        prepare="GLOBAL",
+    ),
+    Endpoint("GET /api/v1/accounts/{id}/kill-switch", "GET", "admin", (401, 403, 403, 200, 200)),
+    Endpoint("PUT /api/v1/accounts/{id}/kill-switch", "PUT", "admin", (401, 403, 403, 200, 200)),
+    Endpoint(
+        "DELETE /api/v1/accounts/{id}/kill-switch",
+        "DELETE",
+        "admin",
+        (401, 403, 403, 204, 204),
+        prepare="ACCOUNT",
+    ),
+    Endpoint("GET /api/v1/api-keys/{id}/kill-switch", "GET", "admin", (401, 403, 403, 403, 200)),
+    Endpoint("PUT /api/v1/api-keys/{id}/kill-switch", "PUT", "admin", (401, 403, 403, 403, 200)),
+    Endpoint(
+        "DELETE /api/v1/api-keys/{id}/kill-switch",
+        "DELETE",
+        "admin",
+        (401, 403, 403, 403, 204),
+        prepare="API_KEY",
+    ),
+    Endpoint("GET /api/v1/accounts/{id}/risk-policy", "GET", "admin", (401, 403, 403, 200, 200)),
+    Endpoint("PUT /api/v1/accounts/{id}/risk-policy", "PUT", "admin", (401, 403, 403, 200, 200)),
+    Endpoint(
+        "DELETE /api/v1/accounts/{id}/risk-policy",
+        "DELETE",
+        "admin",
+        (401, 403, 403, 204, 204),
+        prepare="ACCOUNT_POLICY",
+    ),
+    Endpoint("GET /api/v1/api-keys/{id}/risk-policy", "GET", "admin", (401, 403, 403, 403, 200)),
+    Endpoint("PUT /api/v1/api-keys/{id}/risk-policy", "PUT", "admin", (401, 403, 403, 403, 200)),
+    Endpoint(
+        "DELETE /api/v1/api-keys/{id}/risk-policy",
+        "DELETE",
+        "admin",
+        (401, 403, 403, 403, 204),
+        prepare="API_KEY_POLICY",
+    ),
+    Endpoint(
+        "POST /api/v1/accounts/{id}/panic/cancel-all",
+        "POST",
+        "admin",
+        (401, 403, 403, 201, 201),
+        fresh_account=True,
+    ),
+    Endpoint(
+        "POST /api/v1/accounts/{id}/panic/flatten",
+        "POST",
+        "admin",
+        (401, 403, 403, 201, 201),
+        fresh_account=True,
+    ),
+    Endpoint(
+        "POST /api/v1/api-keys/{id}/panic/cancel-all", "POST", "admin", (401, 403, 403, 403, 201)
+    ),
+    Endpoint("GET /api/v1/panic-actions/{id}", "GET", "admin", (401, 403, 403, 403, 200)),
     Endpoint("GET /healthz", "GET", "", (200, 200, 200, 200, 200)),
     Endpoint("GET /readyz", "GET", "", (200, 200, 200, 200, 200)),
 )
@@ -101,6 +166,38 @@ class World:
         # Inside KRX's price band and on its tick, below the market: the order rests.
         self.resting = str((market * Decimal("0.8") / 1000).quantize(Decimal(1)) * 1000)
         self.order = self.place_order()
+        # Another strategy's key: the target of the per-key switch, policy and panic rows.
+        self.target_key = self._key_id(self.key(("orders:write",), None))
+        ran = self.client.post(
+            f"/api/v1/accounts/{self.b}/panic/cancel-all",
+            headers={**self._admin, "Idempotency-Key": random_key(20)},
+        )
+        assert ran.status_code == 201, ran.get_json()
+        self.panic_action = ran.get_json()["id"]
+
+    def _key_id(self, headers: dict[str, str]) -> int:
+        from web_server.services.api_keys import authenticate
+
+        with self.app.app_context():
+            return authenticate(headers["Authorization"]).id
+
+    def prepare(self, what: str, account: int) -> None:
+        """Engage a switch or set a policy, so that the cell's DELETE has something to remove."""
+        from web_server.services import kill_switches, risk_policies
+
+        with self.app.app_context():
+            if what == "GLOBAL":
+                kill_switches.engage("GLOBAL", None, "matrix", "test")
+            elif what == "ACCOUNT":
+                kill_switches.engage("ACCOUNT", account, "matrix", "test")
+            elif what == "API_KEY":
+                kill_switches.engage("API_KEY", self.target_key, "matrix", "test")
+            elif what == "ACCOUNT_POLICY":
+                risk_policies.set_policy("ACCOUNT", account, {"max_open_orders": 50}, "test")
+            else:
+                risk_policies.set_policy(
+                    "API_KEY", self.target_key, {"max_open_orders": 50}, "test"
+                )
 
     def key(self, scopes: tuple[str, ...], accounts: tuple[int, ...] | None) -> dict[str, str]:
         """Return the headers of a key with these scopes and accounts (made once)."""
@@ -214,6 +311,8 @@ def _request(
         .replace("/accounts/{id}", f"/accounts/{account}")
         .replace("/orders/{id}", f"/orders/{order}")
         .replace("{symbol}", "005930")
+        .replace("/api-keys/{id}", f"/api-keys/{world.target_key}")
+        .replace("/panic-actions/{id}", f"/panic-actions/{world.panic_action}")
     )
     body: dict[str, Any] | None = None
     extra: dict[str, str] = {}
@@ -230,6 +329,12 @@ def _request(
     elif endpoint.label == "POST /api/v1/orders":
         body = world.order_body()
         extra = {"Idempotency-Key": random_key(20)}
+    elif "/panic/" in endpoint.label:
+        extra = {"Idempotency-Key": random_key(20)}
+    elif endpoint.method == "PUT" and "kill-switch" in endpoint.label:
+        body = {"reason": "matrix"}
+    elif endpoint.method == "PUT" and endpoint.label.endswith("risk-policy"):
+        body = {"max_open_orders": 50}
     return world.client.open(path, method=endpoint.method, json=body, headers={**headers, **extra})
 
 
@@ -238,6 +343,9 @@ def _snapshot(psql) -> dict[str, list[tuple]]:
         "accounts": psql.execute("SELECT * FROM accounts ORDER BY id").fetchall(),
         "orders": psql.execute("SELECT * FROM trade.orders ORDER BY id").fetchall(),
         "tokens": psql.execute("SELECT account_id FROM securities_tokens").fetchall(),
+        "kill_switches": psql.execute("SELECT * FROM trade.kill_switches ORDER BY id").fetchall(),
+        "risk_policies": psql.execute("SELECT * FROM trade.risk_policies ORDER BY id").fetchall(),
+        "panic_actions": psql.execute("SELECT id FROM trade.panic_actions ORDER BY id").fetchall(),
     }
 
 
@@ -256,14 +364,22 @@ def test_authorization_matrix(world, psql, endpoint, column):
     if allowed and endpoint.fresh_account:
         account = world.new_account(f"fresh-{random_key(8)}")
     headers = _headers(world, endpoint, COLUMNS[column], account)
+    if endpoint.prepare:
+        world.prepare(endpoint.prepare, account)
     before = _snapshot(psql)
-    response = _request(world, endpoint, allowed, headers, account)
+    try:
+        response = _request(world, endpoint, allowed, headers, account)
+    finally:
+        # Each cell leaves no switch and no policy behind for the next one.
+        after = _snapshot(psql)
+        psql.execute("DELETE FROM trade.kill_switches")
+        psql.execute("DELETE FROM trade.risk_policies")
     assert response.status_code == expected, response.get_data(as_text=True)[:300]
     if not allowed:
         assert response.mimetype == "application/problem+json"
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}[expected]
         assert response.get_json()["code"] == code
-        assert _snapshot(psql) == before
+        assert after == before
     elif endpoint.label in ("GET /api/v1/accounts", "GET /api/v1/orders"):
         listed = response.get_json()
         if endpoint.label == "GET /api/v1/accounts":

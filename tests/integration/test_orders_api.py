@@ -215,8 +215,11 @@ def test_reset_before_the_broker_acted_ends_rejected(app, client, api_headers, k
     assert lost.get_json()["status"] == "UNKNOWN"
     with app.app_context():
         assert reconcile_orders() == {"waiting": 1}  # too early to say it never arrived
+        # KIS has no client id: absence is final only once the order's KST day is over.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-        assert reconcile_orders(now=later) == {"never_arrived": 1}
+        assert reconcile_orders(now=later) == {"waiting": 1}
+        next_day = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        assert reconcile_orders(now=next_day) == {"never_arrived": 1}
     order = client.get(f"/api/v1/orders/{lost.get_json()['id']}", headers=api_headers)
     assert order.get_json()["status"] == "REJECTED"
     assert kis.placed() == []

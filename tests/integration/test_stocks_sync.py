@@ -107,7 +107,12 @@ def test_changed_snapshot_delists_and_halts_exactly_those(synced, database_url, 
         status, tradable, delisting_date = after[symbol][1:4]
         assert (status, tradable) == ("DELISTED", False) and delisting_date is not None
     assert after[halted][1:3] == ("SUSPENDED", False)
-    assert after[administrative][1:3] == ("ACTIVE", False)
+    # A designation is a flag, not a halt: the exchange still trades the stock.
+    assert after[administrative][1:3] == ("ACTIVE", True)
+    designations = psql.execute(
+        "SELECT designations FROM market.stocks WHERE symbol = %s", (administrative,)
+    ).fetchone()[0]
+    assert "ADMINISTRATIVE" in designations
     touched = {s for s in after if after[s] != before[s]}
     assert touched == removed | {halted, administrative}
     holding = psql.execute("SELECT symbol FROM trade.holdings").fetchall()
@@ -189,7 +194,7 @@ def test_cli_sync_prints_one_line(app, clean_db):
         result.output.strip()
         .splitlines()[-1]
         .startswith(
-            "stocks sync (KOSPI, KOSDAQ): added 3919, changed 0, delisted 0, halted 156,"
+            "stocks sync (KOSPI, KOSDAQ): added 3919, changed 0, delisted 0, halted 118,"
             " skipped 470"
         )
     )
@@ -199,6 +204,11 @@ def test_validator_refuses_with_distinct_codes(app, synced, database_url, psql):
     psql.execute(
         "UPDATE market.stocks SET status = 'DELISTED', is_tradable = false WHERE symbol = '000660'"
     )
+    # Listed and active but not tradable: what a halt the master does not flag looks like.
+    psql.execute(
+        "UPDATE market.stocks SET is_tradable = false, trade_halt_reason = 'operator halt'"
+        " WHERE symbol = '001770'"
+    )
     cache = app.extensions["gateway.symbols"]
     cache.invalidate()
     assert cache.validate_tradable("005930").name == "삼성전자"
@@ -206,7 +216,7 @@ def test_validator_refuses_with_distinct_codes(app, synced, database_url, psql):
         "999999": UnknownSymbol,
         "000660": SymbolDelisted,
         "001470": SymbolSuspended,  # trading halted in the real file
-        "001770": SymbolHalted,  # administrative issue, still listed
+        "001770": SymbolHalted,  # listed, not tradable
     }
     codes = set()
     for symbol, error in cases.items():

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
@@ -96,6 +96,15 @@ def advance(sim_url: str, clock: Clock, seconds: float) -> None:
     """Move the simulator's clock and the gateway's together."""
     requests.post(f"{sim_url}/_sim/clock", json={"advance_seconds": seconds}, timeout=5)
     clock.offset += dt.timedelta(seconds=seconds)
+    # The issuance windows run on the database's clock, which a test cannot move: move them back.
+    db.session.execute(
+        text(
+            "UPDATE system.token_issuance_windows"
+            " SET last_attempt_at = last_attempt_at - make_interval(secs => :seconds)"
+        ),
+        {"seconds": seconds},
+    )
+    db.session.commit()
 
 
 def stored_token(account: Account) -> SecuritiesToken:

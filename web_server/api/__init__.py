@@ -16,7 +16,9 @@ __all__ = ["ProblemSchema", "init_api"]
 
 def init_api(app: Flask) -> None:
     """Create the API and register its blueprints on ``app``."""
-    from web_server.api import accounts, orders, stocks
+    from web_server.api import accounts, orders, panic, risk, stocks
+    from web_server.api import events as events_api
+    from web_server.api import webhooks as webhooks_api
     from web_server.extensions import csrf
 
     api = Api(app, spec_kwargs={"info": {"description": _DESCRIPTION}})
@@ -24,7 +26,15 @@ def init_api(app: Flask) -> None:
         "bearer", {"type": "http", "scheme": "bearer", "description": "An API key (gw_…)"}
     )
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (accounts.blp, orders.blp, stocks.blp):
+    for blueprint in (
+        accounts.blp,
+        orders.blp,
+        stocks.blp,
+        risk.blp,
+        panic.blp,
+        events_api.blp,
+        webhooks_api.blp,
+    ):
         # The API authenticates with a bearer key, never a cookie, so cross-site request forgery
         # cannot ride on it: CSRF tokens are for the browser UI's forms.
         csrf.exempt(blueprint)

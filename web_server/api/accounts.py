@@ -111,6 +111,9 @@ class AccountSchema(Schema):
     account_type = fields.String()
     base_url = fields.String(allow_none=True)
     is_active = fields.Boolean()
+    is_simulated = fields.Boolean(
+        metadata={"description": "trades with a local simulator (gateway demo), not a broker"}
+    )
     account_number = fields.Method("masked_account_number", allow_none=True)
     token = fields.Method("token_state", allow_none=True)
     created_at = fields.DateTime()
@@ -129,22 +132,61 @@ class AccountSchema(Schema):
 
 
 class BalanceSchema(Schema):
-    """Cash in one currency (decimal strings)."""
+    """Cash in one currency (decimal strings), with the broker's settlement figures."""
 
     currency = fields.String(metadata={"example": "KRW"})
     total = DecimalString(positive=False, metadata={"example": "5000000"})
     available = DecimalString(positive=False, metadata={"example": "4300000"})
     locked = DecimalString(positive=False, metadata={"example": "700000"})
+    settled_today = DecimalString(
+        signed=True,
+        allow_none=True,
+        metadata={
+            "example": "5000000",
+            "description": "The cash the account holds today (D+0) as the broker reports it: "
+            "KIS dnca_tot_amt, Kiwoom entr; the total on crypto exchanges, which settle at "
+            "once. null: the broker did not say.",
+        },
+    )
+    settled_d2 = DecimalString(
+        signed=True,
+        allow_none=True,
+        metadata={
+            "example": "4291000",
+            "description": "The cash once everything traded so far has settled (D+2; KRX "
+            "trades settle two trading days later) as the broker reports it: KIS "
+            "prvs_rcdl_excc_amt, Kiwoom d2_entra; the total on crypto exchanges. null: the "
+            "broker did not say.",
+        },
+    )
 
 
 class HoldingSchema(Schema):
     """A position as the broker reports it (decimal strings)."""
 
-    symbol = fields.String(allow_none=True)
-    asset = fields.String(allow_none=True)
+    symbol = fields.String(
+        allow_none=True,
+        metadata={"description": "the security's code as the broker reports it; null for crypto"},
+    )
+    asset = fields.String(allow_none=True, metadata={"description": "the crypto asset held"})
     name = fields.String(allow_none=True)
+    in_master = fields.Boolean(
+        allow_none=True,
+        metadata={
+            "description": "whether the stocks master knows the security (false: kept and shown, "
+            "but the master needs a sync); null for crypto, which has no master"
+        },
+    )
     quantity = DecimalString(positive=False, metadata={"example": "3"})
-    available_quantity = DecimalString(positive=False, allow_none=True)
+    available_quantity = DecimalString(
+        positive=False,
+        allow_none=True,
+        metadata={
+            "example": "3",
+            "description": "what may be sold now (the rest is held by open sell orders or not "
+            "yet sellable); null: the broker did not say",
+        },
+    )
     avg_price = DecimalString(positive=False, allow_none=True, metadata={"example": "71000"})
     current_price = DecimalString(positive=False, allow_none=True)
     pnl = DecimalString(signed=True, allow_none=True, metadata={"example": "-3000"})
@@ -271,7 +313,13 @@ class Balances(MethodView):
     @blp.response(200, BalanceSchema(many=True))
     @blp.problems(403, 404, *BROKER_STATUSES)
     def get(self, account_id: int) -> list[Any]:
-        """Read the account's cash from the broker now (decimal strings)."""
+        """Read the account's cash from the broker now (decimal strings).
+
+        Besides the total, what orders may use and what open orders lock, each currency gives
+        the broker's settlement figures: `settled_today` (D+0) and `settled_d2` (the cash once
+        today's and yesterday's trades have settled, T+2 on the KRX calendar). Crypto exchanges
+        settle at once: both equal the total.
+        """
         api_keys.require(current_key(), "holdings:read", account_id)
         return list(adapter_for(accounts_service.get_account(account_id)).get_balance())
 
@@ -289,7 +337,10 @@ class HoldingsSnapshotSchema(Schema):
     holdings = fields.List(fields.Nested(HoldingSchema))
     unlisted_symbols = fields.List(
         fields.String(),
-        metadata={"description": "held at the broker but unknown to the stocks master"},
+        metadata={
+            "description": "held at the broker but unknown to the stocks master (those "
+            "holdings are listed with in_master false)"
+        },
     )
 
 
@@ -302,7 +353,13 @@ class Holdings(MethodView):
     @blp.response(200, HoldingsSnapshotSchema)
     @blp.problems(403, 404, *BROKER_STATUSES)
     def get(self, args: dict[str, Any], account_id: int) -> Any:
-        """Return the holdings snapshot; read the broker first if asked or if it is stale."""
+        """Return the holdings snapshot; read the broker first if asked or if it is stale.
+
+        Every position the broker reports is listed, also a security the stocks master does not
+        know (`in_master` false, named in `unlisted_symbols`), with its total and its
+        `available_quantity` (what may be sold now). Refreshes of one account at the same time
+        queue and all succeed; the newest read of the broker is the one kept.
+        """
         api_keys.require(current_key(), "holdings:read", account_id)
         account = accounts_service.get_account(account_id)
         snapshot = holdings_service.get_holdings(account, refresh=args["refresh"])

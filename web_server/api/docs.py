@@ -58,7 +58,11 @@ STATUS_CODES: dict[int, tuple[str, str]] = {
         "validation_failed",
         "The input is well-formed but not acceptable: `validation_failed` with `errors` by "
         "field (`json`, `query`, `path` for the API's own checks), `symbol_unknown`, "
-        "`symbol_delisted`, `symbol_suspended`, `symbol_halted`, or the broker's "
+        "`symbol_delisted`, `symbol_suspended`, `symbol_halted`, a pre-trade refusal "
+        "(`kill_switch_engaged`, `krx_price_band`, `krx_session_closed`, `nxt_not_eligible`, "
+        "`risk_order_notional`, `risk_order_quantity`, `risk_daily_notional`, `risk_daily_count`, "
+        "`risk_open_orders`, `risk_symbol_not_allowed`, `risk_side_not_allowed`, "
+        "`risk_designated`, `risk_notional_unknown`), or the broker's "
         "`broker_rejected`, `insufficient_funds`, `invalid_order` (with `broker_code`).",
     ),
     424: ("broker_auth_failed", "The broker refused the account's keys."),
@@ -75,7 +79,8 @@ STATUS_CODES: dict[int, tuple[str, str]] = {
     503: (
         "broker_unavailable",
         "A broker or the database cannot be reached right now (`broker_unavailable`, "
-        "`broker_maintenance`, `database_unavailable`); nothing took effect, retry later.",
+        "`broker_maintenance`, `database_unavailable`), or the process has as many orders at "
+        "the brokers as it may (`gateway_busy`); nothing took effect, retry later.",
     ),
     504: ("broker_timeout", "The broker did not answer in time; the request was never sent."),
 }

@@ -35,6 +35,17 @@ class StockSchema(Schema):
     market_cap = fields.Integer(allow_none=True)
     standard_code = fields.String(allow_none=True)
     security_group = fields.String(allow_none=True)
+    designations = fields.List(
+        fields.String(),
+        metadata={
+            "description": "KRX designations (ADMINISTRATIVE, INVESTMENT_CAUTION, "
+            "INVESTMENT_WARNING, INVESTMENT_RISK, LIQUIDATION_TRADING, UNFAITHFUL_DISCLOSURE, "
+            "SHORT_TERM_OVERHEAT, INVESTMENT_ATTENTION); they do not stop trading, a key's risk "
+            "policy may refuse them",
+            "example": [],
+        },
+    )
+    nxt_eligible = fields.Boolean(metadata={"description": "Nextrade (NXT) trades the stock"})
     updated_ts = fields.DateTime()
 
 

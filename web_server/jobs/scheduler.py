@@ -131,7 +131,31 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
         coalesce=True,
         next_run_time=now + dt.timedelta(seconds=2),
     )
+    _add_webhooks(app, leader, scheduler)
     return scheduler
+
+
+def _add_webhooks(app: Flask, leader: LeaderLock, scheduler: BaseScheduler) -> None:
+    """The webhook dispatcher: every second, and at once when an order event commits."""
+    from web_server.jobs import webhooks_job
+
+    def dispatch() -> None:
+        webhooks_job.dispatch_webhooks(app, wake=run)
+
+    dispatch.__name__ = "webhooks_dispatch"
+    run = webhooks_job.Guarded(leader_only(app, leader, dispatch))
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=webhooks_job.INTERVAL_SECONDS,
+        id="webhooks_dispatch",
+        name="webhooks_dispatch",
+        replace_existing=True,
+        # A tick during a long dispatch returns at once (Guarded) rather than being reported as
+        # skipped; the running dispatch goes round once more.
+        max_instances=2,
+        coalesce=True,
+    )
 
 
 def shutdown(app: Flask) -> None:

@@ -91,6 +91,10 @@ class Account(Base):
     token_expires_at: Mapped[dt.datetime | None]
     base_url: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Trades with a local simulator, not a broker (migration 0016; set by `gateway demo`).
+    is_simulated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # When the holdings snapshot was last read from the broker (an empty snapshot is one too).
+    holdings_as_of: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

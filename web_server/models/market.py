@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 
@@ -63,6 +64,15 @@ class Stock(Base):
     trade_halt_reason: Mapped[str | None] = mapped_column(Text)
     standard_code: Mapped[str | None] = mapped_column(Text)
     security_group: Mapped[str | None] = mapped_column(Text)
+    # Designations KRX puts on a listed stock (administrative issue, investment warning or risk,
+    # liquidation trading, …) as stable codes (``web_server.services.stocks.DESIGNATIONS``). They
+    # do not stop trading at the exchange, so they are not folded into ``is_tradable``; a key's
+    # risk policy may refuse them.
+    designations: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{}'::text[]")
+    )
+    # Whether Nextrade (NXT) trades the stock: derived by the sync (trading-days.md §1.2).
+    nxt_eligible: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_ts: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 

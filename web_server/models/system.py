@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy import Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web_server.database import Base
@@ -43,3 +43,19 @@ class TokenIssuanceWindow(Base):
     last_error_at: Mapped[dt.datetime | None]
     failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime | None]
+
+
+class RateLimitBucket(Base):
+    """One broker budget's pacing state, when Redis is not configured (migration 0011).
+
+    Written only by ``web_server.services.rate_limits.PostgresBuckets`` in plain SQL; the model
+    exists so that models and migrations agree.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+    __table_args__ = {"schema": "system"}
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    tat: Mapped[float] = mapped_column(Float(precision=53), server_default=text("0"))
+    banned_until: Mapped[dt.datetime | None]
+    ban_reason: Mapped[str | None] = mapped_column(Text)

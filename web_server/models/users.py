@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Integer, String, Text, func, text
+from sqlalchemy import Boolean, CheckConstraint, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web_server.database import Base
@@ -29,3 +29,21 @@ class User(UserMixin, Base):
     def is_active(self) -> bool:  # type: ignore[override]
         """Tell Flask-Login whether the user may log in."""
         return self.is_enabled
+
+
+class LoginThrottle(Base):
+    """Failed logins per username (hashed; existing or not) or per client address (0016).
+
+    Written only by ``web_server.services.users``; ``key`` is ``user:<sha256>`` or ``addr:<ip>``.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        CheckConstraint("key ~ '^(user|addr):'", name="key_kind"),
+        {"schema": "system"},
+    )
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    window_started_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]

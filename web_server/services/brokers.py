@@ -5,6 +5,9 @@ exchange; it lives here, in the service layer that composes everything, so the b
 adapters never import each other's choice of broker, and loading the gateway does not import five
 broker packages (each is imported on first use).
 
+Every adapter gets the app's shared rate limiter (:func:`~web_server.services.rate_limits.
+rate_limiter`): its requests are paced on the brokers' budgets across every process and host.
+
 The base URL is, in order: the account's own ``base_url`` (a simulator, a testnet), the
 configured ``GATEWAY_BROKERS__<EXCHANGE>__<ENVIRONMENT>_URL``, then the broker package's default
 for the account's environment. So a real broker and a simulator differ only in URL.
@@ -12,16 +15,28 @@ for the account's environment. So a real broker and a simulator differ only in U
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import requests
 from flask import current_app
 
 from brokers import Credentials, make_http_session
+from web_server import metrics
 from web_server.errors import ConfigError
 from web_server.models import Account
+from web_server.services import clock as gateway_clock
 from web_server.services.accounts import securities_config
+from web_server.services.market_rules import order_rule_source
+from web_server.services.rate_limits import rate_limiter
+
+#: Crypto adapters kept per process (least recently used dropped first).
+ADAPTER_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
 
 #: Exchange → ``module:class`` of its adapter.
 ADAPTERS: dict[str, str] = {
@@ -115,7 +130,42 @@ def http_session(exchange: str) -> requests.Session:
     return sessions[exchange]
 
 
+class _Observed:
+    """An adapter whose broker calls are timed for ``/metrics`` (web_server/metrics.py).
+
+    Only the public methods are wrapped; everything else (``exchange``, ``capabilities``) is the
+    adapter's own. The operation label is the method's name: a small fixed set, never an id.
+    """
+
+    def __init__(self, adapter: Any) -> None:
+        self._adapter = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._adapter, name)
+        if name.startswith("_") or not callable(value):
+            return value
+        exchange = str(getattr(self._adapter, "exchange", "?")).upper()
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            outcome = "ok"
+            try:
+                return value(*args, **kwargs)
+            except Exception as exc:
+                outcome = str(getattr(exc, "code", type(exc).__name__))
+                raise
+            finally:
+                metrics.observe_broker_call(exchange, name, time.perf_counter() - start, outcome)
+
+        return timed
+
+
 def adapter_for(account: Account, *, token_provider: Any = None) -> Any:
+    """Return a ready adapter for ``account``, its broker calls timed for ``/metrics``."""
+    return _Observed(_build_adapter(account, token_provider=token_provider))
+
+
+def _build_adapter(account: Account, *, token_provider: Any = None) -> Any:
     """Return a ready adapter for ``account``.
 
     For KIS and Kiwoom, ``token_provider`` defaults to the token service's provider of this
@@ -126,9 +176,48 @@ def adapter_for(account: Account, *, token_provider: Any = None) -> Any:
         "base_url": base_url_for(account),
         "session": http_session(account.exchange),
         "timeout": current_app.config.get("BROKER_TIMEOUT_SECONDS", 10.0),
+        # The app's clock (services/clock.py): adapters date orders and histories by it.
+        "clock": gateway_clock.source(),
+        # Every request first asks the shared limiter (services/rate_limits.py): one budget per
+        # broker counting unit across every process and host.
+        "limiter": rate_limiter(),
     }
     if account.account_type == "SECURITIES_STOCK":
         from web_server.services.tokens import AccountTokenProvider
 
         kwargs["token_provider"] = token_provider or AccountTokenProvider(account.id)
-    return cls(credentials_for(account), **kwargs)
+        return cls(credentials_for(account), **kwargs)
+    # Orders are checked against the stored market list (services/market_rules.py), never a
+    # download of the exchange's. One adapter per account and process is kept, with its
+    # credentials decrypted once (issue 12: an adapter per order cost a decryption and a session).
+    # The key holds everything the adapter was built from, so new keys, a new URL or a new
+    # environment build a new one (the old entry is never used again and ages out).
+    kwargs["order_rules"] = order_rule_source(account.exchange)
+    secret = hashlib.sha256(str(account.api_secret).encode()).hexdigest()
+    identity = (
+        account.id,
+        account.exchange,
+        account.environment,
+        kwargs["base_url"],
+        account.api_key,
+        secret,
+        kwargs["timeout"],
+        # The objects themselves (compared by identity): a key keeps them alive, so no later
+        # object can take over their id.
+        kwargs["clock"],
+        kwargs["limiter"],
+    )
+    cache: OrderedDict[tuple[Any, ...], Any] = current_app.extensions.setdefault(
+        "gateway.adapters", OrderedDict()
+    )
+    with _CACHE_LOCK:
+        adapter = cache.get(identity)
+        if adapter is not None:
+            cache.move_to_end(identity)
+            return adapter
+    adapter = cls(credentials_for(account), **kwargs)
+    with _CACHE_LOCK:
+        cache[identity] = adapter
+        while len(cache) > ADAPTER_CACHE_SIZE:
+            cache.popitem(last=False)
+    return adapter

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from brokers import Credentials, MarketRule
 from web_server.extensions import db
 from web_server.models import Account, CryptoMarket
+from web_server.services import market_rules
 from web_server.services.brokers import adapter_class, base_url_for, http_session
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def sync_markets(exchange: str, markets: list[MarketRule]) -> MarketsSummary:
             row.is_tradable = False
             summary.retired += 1
     db.session.flush()
+    market_rules.forget(exchange)  # this process's orders see the new rules at once
     return summary
 
 

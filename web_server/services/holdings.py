@@ -2,11 +2,17 @@
 
 The API serves the stored snapshot and reads the broker again when asked or when the snapshot is
 older than ``HOLDINGS_MAX_AGE_SECONDS`` (DESIGN §4); the operator's account page always reads the
-broker. A snapshot replaces the previous one for the account: a position the broker no longer
-reports is removed. A security the broker reports but the stocks master does not know cannot be
-stored (its symbol is a foreign key to ``market.stocks``, the single source of truth): a fresh
-read still shows it and names it in ``unlisted_symbols``, so the operator knows the master needs a
-sync, but the stored snapshot leaves it out.
+broker. A refresh reads the broker first, outside any lock, then writes under the account's
+transaction-scoped advisory lock: it upserts one row per position (``INSERT … ON CONFLICT`` on
+the account and the position's code, ``uq_holdings_account_instrument``) and deletes the
+positions the broker no longer reports. Concurrent refreshes of one account therefore queue for
+a few milliseconds instead of colliding on the unique key, and the newest read wins: a refresh
+that finds a newer snapshot already stored leaves it alone.
+
+A security the stocks master does not know is stored all the same, with ``symbol`` NULL (the
+foreign key to ``market.stocks`` stays) and its code in ``broker_symbol``; every read reports it,
+flagged ``in_master: false`` and named in ``unlisted_symbols`` so the operator knows the master
+needs a sync. Crypto assets have no master: ``in_master`` is None for them.
 """
 
 from __future__ import annotations
@@ -14,68 +20,198 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 
 from brokers import Position, utc_now
 from web_server.extensions import db
+from web_server.locks import lock_key
 from web_server.models import Account, Holding, Stock
 from web_server.services.brokers import adapter_for
 
 log = logging.getLogger(__name__)
 
+#: The advisory-lock namespace of an account's holdings snapshot (see ``web_server.locks``).
+LOCK_NAMESPACE = "holdings"
+#: What names a position in its account: the key of ``uq_holdings_account_instrument``.
+INSTRUMENT = "coalesce(symbol, broker_symbol, asset)"
+
+
+@dataclass(frozen=True)
+class HeldPosition:
+    """One position as the API and the account page show it.
+
+    ``symbol`` is the security's code as the broker reports it (None for crypto, whose position is
+    ``asset``); ``in_master`` tells whether the stocks master knows the security (None for crypto).
+    """
+
+    quantity: Decimal
+    symbol: str | None = None
+    asset: str | None = None
+    available_quantity: Decimal | None = None
+    avg_price: Decimal | None = None
+    current_price: Decimal | None = None
+    pnl: Decimal | None = None
+    pnl_pct: Decimal | None = None
+    name: str | None = None
+    in_master: bool | None = None
+
 
 @dataclass
 class HoldingsSnapshot:
-    """An account's holdings as last read from its broker (positions in domain terms)."""
+    """An account's holdings as last read from its broker."""
 
     as_of: dt.datetime | None
-    holdings: list[Position]
+    holdings: list[HeldPosition]
     unlisted_symbols: list[str] = field(default_factory=list)
 
 
 def refresh_holdings(account: Account) -> HoldingsSnapshot:
-    """Read the broker now and replace the stored snapshot; flush, the caller commits.
+    """Read the broker now and store what it holds; flush, the caller commits.
+
+    The account's lock is held from the write to the caller's commit.
 
     Raises:
         BrokerError: the broker could not be read (the stored snapshot stays as it was).
     """
-    positions = adapter_for(account).get_holdings()
-    now = utc_now()
-    unlisted: list[str] = []
-    if account.account_type == "SECURITIES_STOCK":
-        symbols = {p.symbol for p in positions if p.symbol}
-        known = set(db.session.scalars(select(Stock.symbol).where(Stock.symbol.in_(symbols))))
-        unlisted = sorted(symbols - known)
-        if unlisted:
-            log.warning(
-                "account %s holds symbols the stocks master lacks: %s",
-                account.id,
-                ", ".join(unlisted),
-            )
-    positions = [p for p in positions if p.quantity]
-    stored = [p for p in positions if p.symbol not in unlisted]
-    db.session.execute(delete(Holding).where(Holding.account_id == account.id))
-    db.session.add_all([_row(account, position, now) for position in stored])
-    db.session.flush()
-    return HoldingsSnapshot(as_of=now, holdings=positions, unlisted_symbols=unlisted)
-
-
-def _row(account: Account, position: Position, now: dt.datetime) -> Holding:
-    return Holding(
-        account_id=account.id,
-        symbol=position.symbol if account.account_type == "SECURITIES_STOCK" else None,
-        asset=position.asset if account.account_type == "CRYPTO" else None,
-        quantity=position.quantity,
-        avg_price=position.avg_price,
-        current_price=position.current_price,
-        pnl=position.pnl,
-        pnl_pct=position.pnl_pct,
-        raw=json.loads(json.dumps(dict(position.raw), default=str)) if position.raw else None,
-        updated_ts=now,
+    securities = account.account_type == "SECURITIES_STOCK"
+    # The broker is read before the lock is taken: no lock waits on a broker's answer.
+    positions = _merged(
+        [p for p in adapter_for(account).get_holdings() if p.quantity], securities=securities
     )
+    now = utc_now()
+    known: set[str] = set()
+    if securities:
+        known = set(
+            db.session.scalars(select(Stock.symbol).where(Stock.symbol.in_(list(positions))))
+        )
+    rows = [_row(account.id, code, p, now, securities, known) for code, p in positions.items()]
+    held = [_held_from_row(row, securities) for row in rows]
+    unlisted = sorted(h.symbol for h in held if h.in_master is False and h.symbol)
+    if unlisted:
+        log.warning(
+            "account %s holds symbols the stocks master lacks: %s", account.id, ", ".join(unlisted)
+        )
+
+    # Released at the caller's commit or rollback, so nobody can write between our upsert and
+    # our delete, and a request that dies releases it with its transaction.
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": lock_key(LOCK_NAMESPACE, str(account.id))},
+    )
+    stored_as_of = _stored_as_of(account.id)
+    if stored_as_of is not None and stored_as_of > now:
+        # Another refresh read the broker after us and has already stored it: ours is older.
+        return HoldingsSnapshot(as_of=now, holdings=held, unlisted_symbols=unlisted)
+    if rows:
+        statement = insert(Holding).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Holding.account_id, text(INSTRUMENT)],
+            # A security the master has learnt since moves from broker_symbol to symbol here.
+            set_={
+                column: statement.excluded[column] for column in rows[0] if column != "account_id"
+            },
+        )
+        db.session.execute(statement)
+    instrument = func.coalesce(Holding.symbol, Holding.broker_symbol, Holding.asset)
+    db.session.execute(
+        delete(Holding).where(Holding.account_id == account.id, instrument.not_in(list(positions)))
+    )
+    db.session.execute(update(Account).where(Account.id == account.id).values(holdings_as_of=now))
+    db.session.flush()
+    return HoldingsSnapshot(as_of=now, holdings=held, unlisted_symbols=unlisted)
+
+
+def _merged(positions: list[Position], *, securities: bool) -> dict[str, Position]:
+    """Key the positions by the broker's name of each, in order; add up a name reported twice.
+
+    One snapshot row per position is the upsert's premise. The brokers are asked for one line per
+    security (KIS ``INQR_DVSN 02``, Kiwoom ``qry_tp 1``) or per asset, so a repeat should not
+    happen; if one does (a cash and a credit line of one stock), the quantities are summed rather
+    than one line silently replacing the other, and the average price is weighted.
+    """
+    merged: dict[str, Position] = {}
+    for position in positions:
+        code = ((position.symbol if securities else position.asset) or "").strip()
+        if not code:
+            log.warning("a position without a symbol or asset was left out: %r", position)
+            continue
+        if code in merged:
+            log.warning("the broker reported %s twice; the lines are added up", code)
+            position = _add(merged[code], position)
+        merged[code] = position
+    return dict(sorted(merged.items()))
+
+
+def _add(first: Position, second: Position) -> Position:
+    quantity = first.quantity + second.quantity
+    cost = [p.avg_price * p.quantity for p in (first, second) if p.avg_price is not None]
+    return replace(
+        first,
+        quantity=quantity,
+        available_quantity=_sum(first.available_quantity, second.available_quantity),
+        avg_price=sum(cost, Decimal(0)) / quantity if len(cost) == 2 else None,
+        pnl=_sum(first.pnl, second.pnl),
+        pnl_pct=None,
+        raw={"lines": [dict(first.raw), dict(second.raw)]},
+    )
+
+
+def _sum(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    return None if a is None or b is None else a + b
+
+
+def _row(
+    account_id: int,
+    code: str,
+    position: Position,
+    now: dt.datetime,
+    securities: bool,
+    known: set[str],
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "symbol": code if securities and code in known else None,
+        "broker_symbol": code if securities and code not in known else None,
+        "asset": None if securities else code,
+        "name": position.name,
+        "quantity": position.quantity,
+        "available_quantity": position.available_quantity,
+        "avg_price": position.avg_price,
+        "current_price": position.current_price,
+        "pnl": position.pnl,
+        "pnl_pct": position.pnl_pct,
+        "raw": json.loads(json.dumps(dict(position.raw), default=str)) if position.raw else None,
+        "updated_ts": now,
+    }
+
+
+def _held_from_row(row: Any, securities: bool, *, master_name: str | None = None) -> HeldPosition:
+    """Map a stored row (a ``Holding`` or the dict about to be stored) to what is shown."""
+    get = row.get if isinstance(row, dict) else lambda key: getattr(row, key)
+    return HeldPosition(
+        quantity=get("quantity"),
+        symbol=(get("symbol") or get("broker_symbol")) if securities else None,
+        asset=get("asset"),
+        available_quantity=get("available_quantity"),
+        avg_price=get("avg_price"),
+        current_price=get("current_price"),
+        pnl=get("pnl"),
+        pnl_pct=get("pnl_pct"),
+        name=master_name or get("name"),
+        in_master=(get("symbol") is not None) if securities else None,
+    )
+
+
+def _stored_as_of(account_id: int) -> dt.datetime | None:
+    # The account's own mark, not the rows' newest time: an empty snapshot is a snapshot too,
+    # and must not send every read to the broker.
+    return db.session.scalar(select(Account.holdings_as_of).where(Account.id == account_id))
 
 
 def get_holdings(account: Account, *, refresh: bool = False) -> HoldingsSnapshot:
@@ -84,29 +220,18 @@ def get_holdings(account: Account, *, refresh: bool = False) -> HoldingsSnapshot
     Raises:
         BrokerError: a refresh was needed and the broker could not be read.
     """
-    as_of = db.session.scalar(
-        select(func.max(Holding.updated_ts)).where(Holding.account_id == account.id)
-    )
+    as_of = _stored_as_of(account.id)
     max_age = dt.timedelta(seconds=current_app.config["HOLDINGS_MAX_AGE_SECONDS"])
     if refresh or as_of is None or utc_now() - as_of > max_age:
         return refresh_holdings(account)
+    securities = account.account_type == "SECURITIES_STOCK"
     rows = db.session.scalars(
-        select(Holding)
-        .where(Holding.account_id == account.id)
-        .order_by(Holding.symbol, Holding.asset)
+        select(Holding).where(Holding.account_id == account.id).order_by(text(INSTRUMENT))
     ).all()
-    return HoldingsSnapshot(as_of=as_of, holdings=[_position(row) for row in rows])
-
-
-def _position(row: Holding) -> Position:
-    stock = current_app.extensions["gateway.symbols"].lookup(row.symbol) if row.symbol else None
-    return Position(
-        quantity=row.quantity,
-        symbol=row.symbol,
-        asset=row.asset,
-        avg_price=row.avg_price,
-        current_price=row.current_price,
-        pnl=row.pnl,
-        pnl_pct=row.pnl_pct,
-        name=stock.name if stock else None,
-    )
+    symbols = current_app.extensions["gateway.symbols"]
+    held = []
+    for row in rows:
+        stock = symbols.lookup(row.symbol) if row.symbol else None
+        held.append(_held_from_row(row, securities, master_name=stock.name if stock else None))
+    unlisted = sorted(h.symbol for h in held if h.in_master is False and h.symbol)
+    return HoldingsSnapshot(as_of=as_of, holdings=held, unlisted_symbols=unlisted)

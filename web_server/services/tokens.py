@@ -13,6 +13,13 @@ Three locks make each issuance happen once across every process and host (DESIGN
    broker is called, so the broker's issuance limit (KIS: one a minute, EGW00133) holds even when
    a process dies mid-call and another takes over.
 
+The window is kept on one clock, the database's (``clock_timestamp()``), never a host's: a host
+whose clock runs ahead cannot open it early. It is counted from the *latest* moment the broker
+may have received the request: recorded when the request is sent, and again when its answer (or
+its failure) comes back, since a request that took 2 s to reach the broker started the broker's
+minute 2 s late. And it is longer than the broker's by a margin (``TOKEN_ISSUE_MARGIN_SECONDS``,
+2 s) for the broker's own clock and the next request's network path.
+
 A failure keeps the old token in use while it is valid, records ``last_error``, and schedules the
 next attempt with exponential backoff (``next_attempt_at``; on the issuance window when the account
 has no token yet). This module deliberately runs its own
@@ -49,10 +56,11 @@ from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
 
 log = logging.getLogger(__name__)
 
-# Seconds between issuance attempts with one app key. KIS allows one a minute (EGW00133); one
-# second more absorbs clock skew between us and the broker. Kiwoom publishes no number: one a
-# second keeps a retry loop from hammering it.
-ISSUE_INTERVAL_SECONDS = {"KIS": 61, "KIWOOM": 1}
+# Seconds between issuance attempts with one app key (overridable: TOKEN_ISSUE_INTERVAL_SECONDS).
+# KIS allows one a minute (EGW00133). Kiwoom publishes no number: one a second keeps a retry loop
+# from hammering it. The margin (TOKEN_ISSUE_MARGIN_SECONDS) comes on top.
+ISSUE_INTERVAL_SECONDS = {"KIS": 60, "KIWOOM": 1}
+ISSUE_MARGIN_SECONDS = 2.0
 # A token this close to its expiry is not handed out: a call could outlive it.
 USABLE_MARGIN = dt.timedelta(seconds=60)
 MAX_BACKOFF_SECONDS = 1800
@@ -251,8 +259,10 @@ def _claim_issuance_window(
         None when the attempt may go ahead; otherwise when the next one is allowed and the last
         error, if a failure (not the broker's interval) is the reason to wait.
     """
-    interval = dt.timedelta(seconds=ISSUE_INTERVAL_SECONDS.get(account.exchange, 1))
+    interval = dt.timedelta(seconds=issue_interval_seconds(account.exchange))
     with Session(db.engine) as window_session, window_session.begin():
+        # The database's clock, the one every host shares (the host's ``at`` may run ahead).
+        db_now: dt.datetime = window_session.scalar(text("SELECT clock_timestamp()"))
         window_session.execute(
             text(
                 "INSERT INTO system.token_issuance_windows"
@@ -263,21 +273,49 @@ def _claim_issuance_window(
         )
         window = window_session.get(TokenIssuanceWindow, fingerprint, with_for_update=True)
         assert window is not None
-        interval_ends = (window.last_attempt_at or at) + interval
+        # Where the window ends, on the host's clock: only to tell callers when to come back.
+        interval_ends = at + ((window.last_attempt_at or db_now) + interval - db_now)
         backing_off = (
             respect_backoff and window.next_attempt_at is not None and window.next_attempt_at > at
         )
         if backing_off:
             assert window.next_attempt_at is not None
             return max(window.next_attempt_at, interval_ends), window.last_error
-        if window.last_attempt_at is not None and interval_ends > at:
+        if window.last_attempt_at is not None and window.last_attempt_at + interval > db_now:
             return interval_ends, None
-        window.last_attempt_at = at
+        window.last_attempt_at = db_now
     return None
+
+
+def issue_interval_seconds(exchange: str) -> float:
+    """Return the seconds between two token requests of one app key, margin included."""
+    configured = current_app.config.get("TOKEN_ISSUE_INTERVAL_SECONDS") or {}
+    interval = float(configured.get(exchange, ISSUE_INTERVAL_SECONDS.get(exchange, 1)))
+    return interval + float(
+        current_app.config.get("TOKEN_ISSUE_MARGIN_SECONDS", ISSUE_MARGIN_SECONDS)
+    )
+
+
+def _record_answered(session: Session, fingerprint: str) -> None:
+    """Move the window's start to now (database clock): the broker answered only now.
+
+    The broker may have received the request at any moment until its answer; counting the
+    window from the send alone would let the next request reach it too early when this one was
+    slow on the way.
+    """
+    session.execute(
+        text(
+            "UPDATE system.token_issuance_windows"
+            " SET last_attempt_at = greatest(last_attempt_at, clock_timestamp())"
+            " WHERE app_key_fingerprint = :fp"
+        ),
+        {"fp": fingerprint},
+    )
 
 
 def _record_issued(fingerprint: str, at: dt.datetime) -> None:
     with Session(db.engine) as window_session, window_session.begin():
+        _record_answered(window_session, fingerprint)
         window_session.execute(
             text(
                 "UPDATE system.token_issuance_windows SET last_issued_at = :at,"
@@ -291,6 +329,7 @@ def _record_issued(fingerprint: str, at: dt.datetime) -> None:
 def _record_failure(fingerprint: str, error: BrokerError, at: dt.datetime) -> int:
     """Count a failed issuance on the app key's window and schedule the next attempt."""
     with Session(db.engine) as window_session, window_session.begin():
+        _record_answered(window_session, fingerprint)
         window = window_session.get(TokenIssuanceWindow, fingerprint, with_for_update=True)
         if window is None:
             return 0

@@ -1,17 +1,19 @@
-"""Operator users: creation and password login with throttling."""
+"""Operator users: creation and password login with throttling per username and address."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
 from web_server.errors import Conflict, Unauthorized, ValidationFailed
 from web_server.extensions import db
-from web_server.models import User
+from web_server.models import LoginThrottle, User
 from web_server.services.grammar import is_ascii_digits, text_problem
 
 _hasher = PasswordHasher()
@@ -19,6 +21,17 @@ _hasher = PasswordHasher()
 # so a login form does not tell which usernames exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD_LENGTH = 12
+
+
+class LoginThrottled(Unauthorized):
+    """Too many failed logins for a username or from an address (the same answer for both)."""
+
+    code = "login_throttled"
+    title = "Too many failed logins"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 def create_user(username: str, password: str) -> User:
@@ -53,42 +66,98 @@ def get_enabled_user(user_id: str) -> User | None:
     return user if user is not None and user.is_enabled else None
 
 
-def authenticate(username: str, password: str, *, now: dt.datetime | None = None) -> User:
-    """Return the user if the password is right; count failures and lock after too many.
+def authenticate(
+    username: str,
+    password: str,
+    *,
+    address: str | None = None,
+    now: dt.datetime | None = None,
+) -> User:
+    """Return the user if the password is right; throttle failures per username and per address.
+
+    Every username is counted, existing or not, and a locked one answers exactly as a locked
+    address does, with the same time spent: the answers never tell which usernames exist. A
+    success clears the username's count but not the address's, so an attacker who owns one account
+    cannot reset the count of the address they guess from.
 
     Raises:
-        Unauthorized: wrong username or password, or the account is locked for a while.
+        Unauthorized: wrong username or password, or too many failures for this username or from
+            this address (``login_throttled``, with ``retry_after``).
     """
     now = now or dt.datetime.now(dt.UTC)
-    if text_problem(username):
-        # No such user can exist (and PostgreSQL cannot compare a NUL): the same answer, the
-        # same time, as a wrong password.
-        _verify(_DUMMY_HASH, password)
-        raise Unauthorized("Wrong username or password.")
-    user = db.session.scalar(
-        select(User).where(User.username == username.strip()).with_for_update()
-    )
+    name = username.strip()
+    valid_name = not text_problem(username)
+    keys = [_user_key(name if valid_name else username)]
+    if address:
+        keys.append(f"addr:{address[:64]}")
+    counters = _lock_counters(keys, now)
+    locked = [c.locked_until for c in counters if c.locked_until and c.locked_until > now]
+    if locked:
+        _verify(_DUMMY_HASH, password)  # the same time as a real check: no timing tell
+        retry_after = max(1, int((max(locked) - now).total_seconds()) + 1)
+        raise LoginThrottled(
+            "Too many failed logins for this username or from this address; try again in "
+            f"{(retry_after + 59) // 60} minute(s).",
+            retry_after=retry_after,
+        )
+    user = None
+    if valid_name:
+        # No NUL-bearing name can exist (and PostgreSQL cannot compare one): same path, same time.
+        user = db.session.scalar(select(User).where(User.username == name))
     if user is None or not user.is_enabled:
         _verify(_DUMMY_HASH, password)
+        _count_failure(counters, now)
         raise Unauthorized("Wrong username or password.")
-    if user.locked_until and user.locked_until > now:
-        _verify(_DUMMY_HASH, password)  # the same time as a real check: no timing tell
-        raise Unauthorized("Too many failed logins; try again in a few minutes.")
     if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            lockout = current_app.config["LOGIN_LOCKOUT_SECONDS"]
-            user.locked_until = now + dt.timedelta(seconds=lockout)
-            user.failed_logins = 0
-        db.session.flush()
+        _count_failure(counters, now)
         raise Unauthorized("Wrong username or password.")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    db.session.delete(counters[0])  # the username's count; the address keeps its own
     user.last_login_at = now
     db.session.flush()
     return user
+
+
+def _user_key(username: str) -> str:
+    # Hashed: the table fills with whatever strangers type as usernames.
+    digest = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
+    return f"user:{digest}"
+
+
+def _lock_counters(keys: list[str], now: dt.datetime) -> list[LoginThrottle]:
+    """Return the counters of ``keys`` (created when missing), locked, in ``keys`` order."""
+    db.session.execute(
+        insert(LoginThrottle)
+        .values([{"key": key, "failures": 0, "window_started_at": now} for key in keys])
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    # Locked in key order, whoever asks: two logins never wait on each other crosswise.
+    rows = db.session.scalars(
+        select(LoginThrottle)
+        .where(LoginThrottle.key.in_(keys))
+        .order_by(LoginThrottle.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    by_key = {row.key: row for row in rows}
+    return [by_key[key] for key in keys]
+
+
+def _count_failure(counters: list[LoginThrottle], now: dt.datetime) -> None:
+    window = dt.timedelta(seconds=current_app.config["LOGIN_LOCKOUT_SECONDS"])
+    limits = [current_app.config["LOGIN_MAX_FAILURES"]]
+    limits.append(current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"])
+    for counter, limit in zip(counters, limits, strict=False):
+        if counter.window_started_at + window <= now:
+            counter.failures = 0
+            counter.window_started_at = now
+        counter.failures += 1
+        if counter.failures >= limit:
+            counter.locked_until = now + window
+            counter.failures = 0
+            counter.window_started_at = now
+    db.session.flush()
 
 
 def _verify(password_hash: str, password: str) -> bool:

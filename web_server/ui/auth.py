@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from web_server.errors import Unauthorized
@@ -38,12 +38,19 @@ def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = users_service.authenticate(form.username.data or "", form.password.data or "")
+            user = users_service.authenticate(
+                form.username.data or "", form.password.data or "", address=request.remote_addr
+            )
         except Unauthorized as exc:
             db.session.commit()  # keep the failure count even though the login failed
             flash(exc.detail, "error")
-            return render_template("auth/login.html", form=form), 401
+            retry = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(retry)} if retry else {}
+            return render_template("auth/login.html", form=form), 401, headers
         db.session.commit()
+        # Permanent: the session then ends after PERMANENT_SESSION_LIFETIME without a request
+        # (the signed cookie carries its age), not only when the browser closes.
+        session.permanent = True
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
     # A submitted form that does not validate (a NUL in the name, an empty field) is a 422.

@@ -9,6 +9,7 @@ from flask_login import login_required
 
 from web_server.services.grammar import is_ascii_digits
 from web_server.services.stocks import search_stocks
+from web_server.services.stocks_sync import latest_runs
 from web_server.ui.blueprint import bp
 from web_server.ui.forms import StockSearchForm
 
@@ -40,5 +41,6 @@ def stocks() -> Any:
         stocks=results[:PAGE_SIZE],
         page=page_number,
         has_next=len(results) > PAGE_SIZE,
+        last_sync=next(iter(latest_runs(1)), None),
     )
     return html, 200 if valid else 422

@@ -194,8 +194,12 @@ def test_order_lifecycle_place_get_list_amend_cancel(kw: Kiwoom) -> None:
 
     orders = kw.adapter.list_orders(since)
     assert [o.broker_order_id for o in orders] == [placed.broker_order_id, amended.broker_order_id]
-    with pytest.raises(InvalidOrder):
-        kw.adapter.cancel_order(amended.broker_order_id)  # nothing left to cancel
+    # Nothing left to cancel: the order comes back as the history shows it and nothing is sent
+    # (a repeated cancel is safe).
+    cancels = len(kw.sim.ledger("order_cancelled"))
+    again = kw.adapter.cancel_order(amended.broker_order_id)
+    assert again.status is OrderStatus.CANCELLED
+    assert len(kw.sim.ledger("order_cancelled")) == cancels
 
 
 def test_market_order_fills(kw: Kiwoom) -> None:

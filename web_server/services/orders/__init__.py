@@ -7,6 +7,9 @@ An order is never lost and never sent twice. Each part of its life has its modul
 - ``submission``: own the committed order, call the broker once, record its answer — riding out
   a lost database connection with bounded retries.
 - ``cancel``: cancel an open order at its broker.
+- ``amend``: replace an open order by a new one (new quantity and/or price), recorded like a
+  placement.
+- ``fills``: every execution written once to ``trade.fills``, and the order's fee/tax totals.
 - ``reconcile``: settle UNKNOWN orders, and PENDING_SUBMIT ones whose request is gone (their
   lease ran out), by asking the broker; never resend.
 - ``polling``: move open orders forward (PARTIALLY_FILLED, FILLED, CANCELLED).
@@ -22,7 +25,9 @@ working for the API, the jobs and the tests.
 from __future__ import annotations
 
 from brokers.statuses import OPEN_STATUSES
+from web_server.services.orders.amend import amend_order
 from web_server.services.orders.cancel import cancel_order
+from web_server.services.orders.fills import order_fills, record_fill
 from web_server.services.orders.lifecycle import SEND_WINDOW, START_LEASE
 from web_server.services.orders.placement import (
     IDEMPOTENCY_KEY,
@@ -33,7 +38,14 @@ from web_server.services.orders.placement import (
     request_hash,
 )
 from web_server.services.orders.polling import poll_open_orders
-from web_server.services.orders.queries import get_order, list_orders, order_view, recent_orders
+from web_server.services.orders.queries import (
+    fill_views,
+    get_order,
+    list_orders,
+    order_detail,
+    order_view,
+    recent_orders,
+)
 from web_server.services.orders.reconcile import RECONCILE_GRACE, reconcile_orders
 
 __all__ = [
@@ -43,15 +55,20 @@ __all__ = [
     "ROUTES",
     "SEND_WINDOW",
     "START_LEASE",
+    "amend_order",
     "cancel_order",
     "canonical_body",
+    "fill_views",
     "get_order",
     "list_orders",
     "new_client_order_id",
+    "order_detail",
+    "order_fills",
     "order_view",
     "place_order",
     "poll_open_orders",
     "recent_orders",
     "reconcile_orders",
+    "record_fill",
     "request_hash",
 ]

@@ -6,7 +6,11 @@ one releases with its connection. The lock alone cannot tell a dead request from
 connection was cut, so an order being placed also carries a lease (``lease_until``): the
 reconciler takes over an unsettled order only when its lock is free *and* its lease has run out,
 and it takes the row ``FOR UPDATE`` first, so a request and the reconciler never both act on one
-order. Status only ever moves forward, and the filled quantity never shrinks.
+order. Status only ever moves forward, and the filled quantity never shrinks — with two named,
+documented exceptions: :func:`reopen_after_lost_cancel` (a cancel whose outcome was lost, and
+which the broker still shows open after the re-check bound, goes back to its open state so it can
+be cancelled again) and :func:`bind_late_acceptance` (an order called REJECTED ``not_at_broker``
+that the broker shows after all is bound and flagged for the operator).
 
 The lease has two stages. Committing the order gives the request :data:`START_LEASE` to get
 ready; being cleared to call the broker (``send_started_ts``) extends it to the end of the
@@ -22,15 +26,17 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from brokers import BrokerOrder, OrderRequest, OrderType, Side
+from brokers import BrokerOrder, OrderRequest, OrderType, Side, kst_date
 from web_server.errors import BrokerError, GatewayError, is_database_unavailable
 from web_server.extensions import db
 from web_server.locks import advisory_lock, lock_key
 from web_server.models import CryptoMarket, Order, OrderIntent, OrderStatus
+from web_server.services.orders.fills import sync_fills
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,9 @@ _RANK = {
     OrderStatus.FILLED: 4,
     OrderStatus.CANCELLED: 4,
     OrderStatus.REJECTED: 4,
+    OrderStatus.EXPIRED: 4,
 }
+_REOPENABLE = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
 
 @contextlib.contextmanager
@@ -123,16 +131,28 @@ def symbol_of(session: Any, order: Order) -> str:
     return market.symbol
 
 
+def broker_identity(session: Any, order: Order) -> dict[str, Any]:
+    """Return how the order's broker names it, as keyword arguments for an adapter call.
+
+    The symbol (Binance ids are per symbol) and the KST order date (KIS and Kiwoom numbers
+    restart each trading day): cancel, amend and look-up never take "the newest with that
+    number".
+    """
+    return {"symbol": symbol_of(session, order), "order_date": order.broker_order_date}
+
+
 def order_request(session: Any, order: Order) -> OrderRequest:
     """Return the adapter's request for a stored order, as it was (or will be) sent."""
     return OrderRequest(
         symbol=symbol_of(session, order),
         side=Side(order.side),
         order_type=OrderType(order.order_type),
-        quantity=order.quantity,
+        # A market buy by amount has no quantity: the adapters send its quote_amount.
+        quantity=order.quantity if order.quantity is not None else Decimal(0),
         client_order_id=order.client_order_id,
         limit_price=order.limit_price,
         route=order.route,
+        quote_amount=order.quote_amount,
     )
 
 
@@ -152,16 +172,95 @@ def advance(order: Order, status: OrderStatus, now: dt.datetime) -> None:
     order.updated_ts = now
 
 
+def reopen_after_lost_cancel(order: Order, broker: BrokerOrder, now: dt.datetime) -> bool:
+    """Step a CANCEL_PENDING order back to its open state; tell whether it did.
+
+    The one case where a status steps back: the cancel's outcome was lost (reset, 5xx, timeout),
+    and after the re-check bound the broker still shows the order open with no cancel of its own
+    pending. The order is then OPEN (SUBMITTED) or PARTIALLY_FILLED again, as the broker says, and
+    may be cancelled again.
+    """
+    if order.status != OrderStatus.CANCEL_PENDING or broker.status not in _REOPENABLE:
+        return False
+    apply_fills(order, broker)
+    order.status = (
+        OrderStatus.PARTIALLY_FILLED.value
+        if (order.filled_quantity or 0) > 0
+        else OrderStatus.SUBMITTED.value
+    )
+    order.cancel_requested_ts = None
+    order.updated_ts = now
+    log.warning("order %s: its cancel was lost; open again at the broker", order.id)
+    return True
+
+
+def bind_late_acceptance(order: Order, broker: BrokerOrder, now: dt.datetime) -> None:
+    """Bind an order we called REJECTED ``not_at_broker`` to the broker's order after all.
+
+    A late acceptance is bound whenever it appears, even after the order was declared rejected:
+    the broker holds a live order, so the gateway must track it. The status follows the broker's
+    (the second documented step back), and ``attention`` tells the operator, who had been told
+    the order was rejected.
+    """
+    was = {"status": order.status, "reject_code": order.reject_code}
+    order.status = OrderStatus.PENDING_SUBMIT.value  # so that apply_answer may move it forward
+    apply_answer(order, broker, now)
+    order.attention = {
+        "reason": "late_acceptance",
+        "detail": "The broker accepted this order after the gateway had declared it rejected.",
+        "was": was,
+        "broker_rows": [broker_row(broker)],
+    }
+    log.error("order %s: accepted late by the broker after being called rejected", order.id)
+
+
+def broker_row(broker: BrokerOrder) -> dict[str, Any]:
+    """Return a broker order as shown to the operator in ``attention``."""
+    return {
+        "broker_order_id": broker.broker_order_id,
+        "order_date": broker_date(broker),
+        "symbol": broker.symbol,
+        "side": str(broker.side),
+        "type": str(broker.order_type),
+        "status": str(broker.status),
+        "quantity": str(broker.quantity),
+        "filled_quantity": str(broker.filled_quantity),
+        "limit_price": None if broker.limit_price is None else str(broker.limit_price),
+        "created_at": None if broker.created_at is None else broker.created_at.isoformat(),
+    }
+
+
+def broker_date(broker: BrokerOrder) -> str | None:
+    """Return the KST order date the broker keys the order by, as ISO text (None if undated)."""
+    return None if broker.created_at is None else kst_date(broker.created_at).isoformat()
+
+
+def apply_fills(order: Order, broker: BrokerOrder) -> None:
+    """Take the broker's filled quantity and average price, never letting them shrink.
+
+    The fills behind them are written once to ``trade.fills`` with the order's fee and tax
+    totals (``fills.sync_fills``, which calls ``fills.record_fill`` per new fill).
+    """
+    if broker.filled_quantity >= (order.filled_quantity or 0):
+        order.filled_quantity = broker.filled_quantity
+        order.average_fill_price = broker.average_fill_price or order.average_fill_price
+        sync_fills(order, broker)
+
+
 def apply_answer(order: Order, broker: BrokerOrder, now: dt.datetime) -> None:
-    """Copy what the broker reports onto our order row, forward only."""
-    order.broker_order_id = order.broker_order_id or broker.broker_order_id
+    """Copy what the broker reports onto our order row, forward only.
+
+    Binding a KIS or Kiwoom number also binds its KST date: numbers restart each trading day.
+    """
+    if order.broker_order_id is None:
+        order.broker_order_id = broker.broker_order_id
+        if order.symbol is not None:
+            order.broker_order_date = kst_date(broker.created_at or now)
     status = broker.status
     if status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN):
         status = OrderStatus.SUBMITTED  # the broker has it: that is what we learned
     advance(order, status, now)
-    if broker.filled_quantity >= (order.filled_quantity or 0):
-        order.filled_quantity = broker.filled_quantity
-        order.average_fill_price = broker.average_fill_price or order.average_fill_price
+    apply_fills(order, broker)
     order.raw = json.loads(json.dumps(dict(broker.raw), default=str)) if broker.raw else order.raw
     order.submitted_ts = order.submitted_ts or now
     order.updated_ts = now

@@ -22,6 +22,7 @@ included) is 409 ``idempotency_conflict``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -37,19 +38,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from brokers import OrderRequest, OrderType, Side, utc_now
+from brokers import OrderRequest, OrderType, Side
 from brokers.krx import krx_stock_tick
 from web_server.database import retry_unavailable
 from web_server.errors import (
     Conflict,
     Forbidden,
     IdempotencyConflict,
+    InvalidOrder,
     OrderInFlight,
     ValidationFailed,
 )
 from web_server.extensions import db
-from web_server.models import Account, ApiKey, CryptoMarket, Order, OrderIntent, OrderStatus
+from web_server.models import Account, ApiKey, Order, OrderIntent, OrderStatus
+from web_server.services import clock, risk
 from web_server.services.accounts import get_account
+from web_server.services.market_rules import stored_market
 from web_server.services.orders import submission
 from web_server.services.orders.lifecycle import START_LEASE
 from web_server.services.symbols import UnknownSymbol
@@ -64,6 +68,9 @@ IN_FLIGHT_RETRY_AFTER = 1
 ORPHAN_RETRY_AFTER = 5
 
 ROUTES = ("KRX", "NXT", "SOR")
+#: Exchanges that buy at market by amount (Upbit ``ord_type=price``, Bithumb likewise): a MARKET
+#: BUY there carries ``quote_amount`` (what to spend) instead of ``quantity``.
+AMOUNT_BUYERS = ("UPBIT", "BITHUMB")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -96,26 +103,33 @@ def _validate(account: Account, body: Mapping[str, Any]) -> tuple[str | None, in
     if not account.is_active:
         raise Conflict(f"Account {account.id} is deactivated.")
     order_type, limit_price = body["type"], body.get("limit_price")
+    quantity, quote_amount = body.get("quantity"), body.get("quote_amount")
     problems: dict[str, list[str]] = {}
+    by_amount = (
+        account.exchange in AMOUNT_BUYERS and order_type == "MARKET" and body["side"] == "BUY"
+    )
+    if (quantity is None) == (quote_amount is None):
+        problems["quantity"] = ["send exactly one of quantity and quote_amount"]
+    elif quote_amount is not None and not by_amount:
+        problems["quote_amount"] = [
+            "is only for a MARKET BUY on UPBIT or BITHUMB (they buy at market by amount); "
+            "send quantity"
+        ]
+    elif by_amount and quote_amount is None:
+        problems["type"] = [
+            f"{account.exchange} buys at market by amount: send quote_amount, not quantity"
+        ]
     if order_type == "LIMIT" and limit_price is None:
         problems["limit_price"] = ["is required for a LIMIT order"]
     if order_type == "MARKET" and limit_price is not None:
         problems["limit_price"] = ["must be absent for a MARKET order"]
     if account.account_type == "SECURITIES_STOCK":
-        if body["quantity"] != body["quantity"].to_integral_value():
+        if quantity is not None and quantity != quantity.to_integral_value():
             problems["quantity"] = ["must be a whole number of shares"]
         if body.get("route") not in (None, *ROUTES):
             problems["route"] = [f"must be one of {', '.join(ROUTES)}"]
     elif body.get("route") is not None:
         problems["route"] = ["is for securities accounts only"]
-    elif (
-        account.exchange in ("UPBIT", "BITHUMB")
-        and order_type == "MARKET"
-        and (body["side"] == "BUY")
-    ):
-        problems["type"] = [
-            f"{account.exchange} buys at market by amount, not quantity; send a LIMIT order"
-        ]
     if problems:
         raise ValidationFailed("The order is not valid.", errors=problems)
     if account.account_type == "SECURITIES_STOCK":
@@ -128,18 +142,40 @@ def _validate(account: Account, body: Mapping[str, Any]) -> tuple[str | None, in
                     errors={"limit_price": [f"must be a multiple of {tick}"]},
                 )
         return body["symbol"], None
-    market = db.session.scalar(
-        select(CryptoMarket).where(
-            CryptoMarket.exchange == account.exchange, CryptoMarket.symbol == body["symbol"]
-        )
-    )
-    if market is None or not market.is_tradable:
+    market = stored_market(account.exchange, body["symbol"])
+    if market is None or not market.rule.is_tradable:
         raise UnknownSymbol(
             f"{body['symbol']} is not a tradable {account.exchange} market "
             "(run `gateway markets sync` if it was listed recently).",
             errors={"symbol": [body["symbol"]]},
         )
     return None, market.id
+
+
+def check_market_rules(adapter: Any, account: Account, request: OrderRequest) -> None:
+    """Refuse a crypto order that breaks its market's tick, lot or notional rule, storing nothing.
+
+    The same check the adapter makes before sending, made before the intent is written: an order
+    the exchange would refuse for its shape is a 422, not a stored REJECTED order.
+
+    Raises:
+        ValidationFailed: a rule is broken (``errors`` names the field and the rule).
+    """
+    if account.account_type != "CRYPTO":
+        return
+    market = stored_market(account.exchange, request.symbol)
+    if market is None:
+        return  # _validate refused it already
+    try:
+        adapter.check_order(request, market.rule)
+    except InvalidOrder as exc:
+        field = {"RULE_TICK": "limit_price", "RULE_MIN_NOTIONAL": "quantity"}.get(
+            exc.broker_code or "", "quantity" if request.quote_amount is None else "quote_amount"
+        )
+        raise ValidationFailed(
+            f"The order breaks a rule of {request.symbol} on {account.exchange}: {exc.detail}",
+            errors={field: [f"{exc.broker_code}: {exc.detail}"]},
+        ) from None
 
 
 def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> tuple[Order, bool]:
@@ -177,7 +213,8 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         "crypto_market_id": market_id,
         "side": body["side"],
         "order_type": body["type"],
-        "quantity": body["quantity"],
+        "quantity": body.get("quantity"),
+        "quote_amount": body.get("quote_amount"),
         "limit_price": body.get("limit_price"),
         "route": body.get("route"),
     }
@@ -186,16 +223,19 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         symbol=body["symbol"],
         side=Side(body["side"]),
         order_type=OrderType(body["type"]),
-        quantity=body["quantity"],
+        # A market buy by amount has no quantity: the adapter sends quote_amount.
+        quantity=body.get("quantity") or Decimal(0),
         client_order_id=client_order_id,
         limit_price=body.get("limit_price"),
         route=body.get("route"),
+        quote_amount=body.get("quote_amount"),
     )
     # Everything the broker call needs is read now, while a failure still costs nothing; then
     # the request's own reads end, so no connection waits idle in a transaction on the broker.
     sender = submission.Sender(account)
+    check_market_rules(sender.adapter, account, request)
     db.session.commit()
-    lease = utc_now() + START_LEASE
+    lease = clock.now() + START_LEASE
     if not _commit_intent(action_key, digest, values, order_id, client_order_id, lease):
         # The same key raced in from another request: replay it.
         existing = _replay(action_key, digest)
@@ -241,12 +281,18 @@ def _commit_intent(
                 if owner is not None:
                     return owner[1] == order_id
             tried = True
+            # Stamped by the gateway's clock, not the database's: the reconciler compares them
+            # with the broker's times and its own now (one simulated clock in the tests).
+            stamp = clock.now()
             intent = OrderIntent(
                 **values,
+                created_ts=stamp,
+                updated_ts=stamp,
                 action_key=action_key,
                 request_hash=digest,
                 status=OrderStatus.PENDING_SUBMIT.value,
             )
+            risk.admit(session, _risk_view(intent))  # refuses before anything is sent
             session.add_all(
                 [
                     intent,
@@ -257,6 +303,8 @@ def _commit_intent(
                         client_order_id=client_order_id,
                         status=OrderStatus.PENDING_SUBMIT.value,
                         lease_until=lease,
+                        created_ts=stamp,
+                        updated_ts=stamp,
                     ),
                 ]
             )
@@ -288,8 +336,58 @@ def _replay(action_key: str, digest: str) -> Order | None:
         )
     order = db.session.scalar(select(Order).where(Order.intent_id == intent.intent_id))
     if order is None or order.status == OrderStatus.PENDING_SUBMIT:
-        leased = order is None or order.lease_until is None or order.lease_until > utc_now()
+        leased = order is None or order.lease_until is None or order.lease_until > clock.now()
         raise OrderInFlight(
             _IN_FLIGHT, retry_after=IN_FLIGHT_RETRY_AFTER if leased else ORPHAN_RETRY_AFTER
         )
     return order
+
+
+def _risk_view(intent: OrderIntent) -> Any:
+    """What the risk gate reads of an intent; a buy by amount counts as its amount's worth.
+
+    The gate counts quantity × price: an order by amount is shown as quantity = amount at price
+    1, so its notional is right (a per-order *quantity* limit then compares the amount: it
+    refuses rather than lets through).
+    """
+    if intent.quote_amount is None:
+        return intent
+    return dataclasses.replace(_IntentView.of(intent), quantity=intent.quote_amount)
+
+
+@dataclasses.dataclass(frozen=True)
+class _IntentView:
+    action_key: str
+    account_id: int
+    symbol: str | None
+    crypto_market_id: int | None
+    side: str
+    order_type: str
+    quantity: Decimal
+    limit_price: Decimal | None
+    route: str | None
+
+    @classmethod
+    def of(cls, intent: OrderIntent) -> _IntentView:
+        return cls(
+            action_key=intent.action_key,
+            account_id=intent.account_id,
+            symbol=intent.symbol,
+            crypto_market_id=intent.crypto_market_id,
+            side=intent.side,
+            order_type=intent.order_type,
+            quantity=intent.quantity or Decimal(0),
+            limit_price=Decimal(1),
+            route=intent.route,
+        )
+
+
+# The names the amend (amend.py) shares with placement.
+validate = _validate
+replay = _replay
+commit_intent = _commit_intent
+
+
+def in_flight() -> OrderInFlight:
+    """The 409 a request gets while its key's first attempt is still being placed."""
+    return OrderInFlight(_IN_FLIGHT, retry_after=IN_FLIGHT_RETRY_AFTER)

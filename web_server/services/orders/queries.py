@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -13,6 +14,7 @@ from sqlalchemy import and_, or_, select
 from web_server.errors import NotFound, ValidationFailed
 from web_server.extensions import db
 from web_server.models import ApiKey, CryptoMarket, Order
+from web_server.services.orders.fills import order_fills
 from web_server.services.orders.lifecycle import symbol_of
 
 
@@ -101,10 +103,43 @@ def order_view(order: Order) -> dict[str, Any]:
         "status": order.status,
         "client_order_id": order.client_order_id,
         "broker_order_id": order.broker_order_id,
+        "broker_order_date": order.broker_order_date,
+        "attention": order.attention,
+        "quote_amount": order.quote_amount,
         "filled_quantity": order.filled_quantity,
+        "net_filled_quantity": order.net_filled_quantity,
         "average_fill_price": order.average_fill_price,
+        "fee_total": order.fee_total if order.fee_total is not None else Decimal(0),
+        "tax_total": order.tax_total if order.tax_total is not None else Decimal(0),
+        "fee_currency": order.fee_currency,
+        "replaces_order_id": order.replaces_order_id,
+        "replaced_by_order_id": order.replaced_by_order_id,
         "reject_code": order.reject_code,
         "reject_message": order.reject_message,
         "created_at": order.created_ts,
         "updated_at": order.updated_ts,
     }
+
+
+def order_detail(order: Order) -> dict[str, Any]:
+    """Return the order with its fills, oldest first (``GET /api/v1/orders/{id}``)."""
+    return {**order_view(order), "fills": fill_views(order)}
+
+
+def fill_views(order: Order) -> list[dict[str, Any]]:
+    """Return the order's fills as the API names their fields."""
+    return [
+        {
+            "id": fill.fill_id,
+            "broker_fill_id": fill.broker_fill_id,
+            "key": fill.broker_fill_key,
+            "quantity": fill.quantity,
+            "price": fill.price,
+            "currency": fill.currency,
+            "fee": fill.fee,
+            "tax": fill.tax,
+            "fee_currency": fill.fee_currency,
+            "filled_at": fill.ts,
+        }
+        for fill in order_fills(db.session, order.id)
+    ]

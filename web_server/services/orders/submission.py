@@ -38,27 +38,34 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from brokers import BrokerOrder, OrderRequest, utc_now
+from brokers import BrokerOrder, OrderRequest
 from web_server.database import retry_unavailable
 from web_server.errors import (
     BrokerError,
     BrokerRejected,
     BrokerUnavailable,
     DatabaseUnavailable,
+    GatewayBusy,
     OrderStateUnknown,
     is_database_unavailable,
 )
 from web_server.extensions import db
 from web_server.models import Account, Order, OrderIntent, OrderStatus
+from web_server.services import clock
 from web_server.services.brokers import adapter_for
+from web_server.services.orders.fills import complete
 from web_server.services.orders.lifecycle import (
     SEND_WINDOW,
     advance,
@@ -75,6 +82,30 @@ log = logging.getLogger(__name__)
 READY_BUDGET = 10.0
 #: How long recording the broker's answer may keep trying while the database is unreachable.
 RECORD_BUDGET = 20.0
+
+
+#: How long an order waits for one of its process's in-flight slots before answering 503.
+SLOT_WAIT = 5.0
+_SLOTS_LOCK = threading.Lock()
+
+
+def _order_slots() -> threading.BoundedSemaphore:
+    """Return this process's slots for orders on their way to the broker.
+
+    An order holds a connection for its lock while the broker answers, and briefly a second one
+    to claim and record: more orders in flight than the pool can serve would have them all wait
+    for connections and fail alike (``gunicorn --threads`` is sized for event streams, which hold
+    none). ``ORDERS_MAX_IN_FLIGHT`` (default: a third of the pool) bounds them.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _SLOTS_LOCK:
+        slots = app.extensions.get("gateway.order_slots")
+        if slots is None:
+            options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+            pool = int(options.get("pool_size", 10)) + int(options.get("max_overflow", 20))
+            size = int(app.config.get("ORDERS_MAX_IN_FLIGHT") or max(1, pool // 3))
+            slots = app.extensions["gateway.order_slots"] = threading.BoundedSemaphore(size)
+        return slots
 
 
 class _LockBusy(Exception):
@@ -143,19 +174,58 @@ class Sender:
         )
         self._adapter: Any = adapter_for(account, token_provider=self._tokens)
 
-    def send(self, order_id: uuid.UUID, lease: dt.datetime, request: OrderRequest) -> Order:
+    @property
+    def adapter(self) -> Any:
+        """The account's adapter (an amend calls its ``replace_order``)."""
+        return self._adapter
+
+    def send(
+        self,
+        order_id: uuid.UUID,
+        lease: dt.datetime,
+        request: OrderRequest,
+        call: Callable[[OrderRequest], BrokerOrder] | None = None,
+    ) -> Order:
         """Send the committed order once and return it as recorded (see the module docstring).
 
         Args:
             order_id: the committed PENDING_SUBMIT order.
             lease: the ``lease_until`` it was committed with.
             request: what to send.
+            call: the broker call that sends it (default ``place_order``; an amend passes the
+                adapter's ``replace_order`` for the order it replaces). Recorded alike.
 
         Raises:
             BrokerUnavailable: the broker refused before acting; the order is forgotten.
             DatabaseUnavailable: the database did not answer long enough; the order was not
                 sent (getting ready), or its answer is left to the reconciler (recording).
         """
+        slots = _order_slots()
+        if not slots.acquire(timeout=SLOT_WAIT):
+            # Only after the intent: a replay of the key is told 409 meanwhile, and this
+            # attempt is withdrawn (never sent) so the key starts over.
+            return _finish(
+                order_id,
+                Outcome.withdrawn(
+                    GatewayBusy(
+                        "This gateway process has as many orders at the brokers as it may; "
+                        "nothing was sent. Retry with the same Idempotency-Key.",
+                        retry_after=1,
+                    )
+                ),
+            )
+        try:
+            return self._send(order_id, lease, request, call)
+        finally:
+            slots.release()
+
+    def _send(
+        self,
+        order_id: uuid.UUID,
+        lease: dt.datetime,
+        request: OrderRequest,
+        call: Callable[[OrderRequest], BrokerOrder] | None,
+    ) -> Order:
         deadline = time.monotonic() + READY_BUDGET
         with contextlib.ExitStack() as held:
             try:
@@ -180,10 +250,12 @@ class Sender:
                     "nothing was sent. Retry with the same Idempotency-Key."
                 )
             try:
-                answer = self._adapter.place_order(request)
+                answer = (call or self._adapter.place_order)(request)
             except Exception as exc:  # noqa: BLE001 - every outcome is recorded (see Outcome)
                 outcome = Outcome.of_error(exc)
             else:
+                # Filled at once (a marketable order): its executions, read before recording.
+                answer = complete(self._adapter, Decimal(0), answer)
                 outcome = Outcome("answered", answer=answer)
             return _finish(order_id, outcome)
         raise AssertionError("unreachable")  # pragma: no cover - for type checkers
@@ -226,7 +298,7 @@ def _claim(order_id: uuid.UUID, lease: dt.datetime, deadline: float) -> bool:
     Raises:
         DatabaseUnavailable: the database did not answer before ``deadline``.
     """
-    started = utc_now()
+    started = clock.now()
     # The broker call starts before the deadline at the latest, so it can reach the broker no
     # later than this.
     until = started + dt.timedelta(seconds=_left(deadline)) + SEND_WINDOW
@@ -284,7 +356,7 @@ def _record(order_id: uuid.UUID, outcome: Outcome) -> Order | None:
 
 
 def _write(order_id: uuid.UUID, outcome: Outcome) -> Order | None:
-    now = utc_now()
+    now = clock.now()
     with Session(db.engine, expire_on_commit=False) as session, session.begin():
         order = session.get(Order, order_id, with_for_update=True)
         if order is None:

@@ -1,0 +1,150 @@
+"""The lean order path (issue 12 item 6): what an order no longer costs, and what it checks first.
+
+- A crypto order is checked against its market's rules as the gateway stored them *before* its
+  intent is written: a broken tick, lot or minimum notional is a 422 with nothing stored and
+  nothing sent (before, it became a stored REJECTED order).
+- No order downloads the exchange's market list: with the list made unreachable at the exchange,
+  orders still go through (before, every crypto order fetched it, and above ~10 orders a second
+  the gateway's address was banned for all its Upbit accounts).
+- An account's adapter (and its decrypted keys) is built once per process, not per order.
+- A process sends at most ``ORDERS_MAX_IN_FLIGHT`` orders at once (each holds a connection while
+  the broker answers); one more is withdrawn with a 503 ``gateway_busy`` and ``Retry-After``,
+  never sent, and its key works again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from sqlalchemy import func, select
+
+from tests.integration.test_orders_api import _post, upbit  # noqa: F401 - the fixture
+from tests.integration.test_orders_outages import ORDER_PATH, kis  # noqa: F401 - the fixture
+from web_server.extensions import db
+from web_server.models import Order, OrderIntent
+from web_server.services.orders import submission
+
+
+def _body(account_id: int, **changes) -> dict:
+    body = {
+        "account_id": account_id,
+        "symbol": "KRW-BTC",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.01",
+        "limit_price": "1000000",
+    }
+    return body | changes
+
+
+def _stored(app) -> tuple[int, int]:
+    with app.app_context():
+        return (
+            db.session.scalar(select(func.count()).select_from(OrderIntent)),
+            db.session.scalar(select(func.count()).select_from(Order)),
+        )
+
+
+def test_a_crypto_order_breaking_its_market_rules_is_refused_before_anything_is_stored(
+    app,
+    client,
+    api_headers,
+    upbit,  # noqa: F811
+):
+    cases = {
+        "tick": (_body(upbit.account_id, limit_price="1000001"), "limit_price", "RULE_TICK"),
+        "min notional": (
+            _body(upbit.account_id, quantity="0.000001"),
+            "quantity",
+            "RULE_MIN_NOTIONAL",
+        ),
+    }
+    for name, (body, field, rule) in cases.items():
+        answer = _post(client, api_headers, body, f"rule-{name.replace(' ', '-')}")
+        assert answer.status_code == 422, (name, answer.get_json())
+        problem = answer.get_json()
+        assert problem["code"] == "validation_failed", problem
+        assert rule in problem["errors"][field][0], problem
+    assert _stored(app) == (0, 0)
+    assert upbit.placed() == []
+
+
+def test_no_order_downloads_the_market_list_and_adapters_are_built_once(
+    app,
+    client,
+    api_headers,
+    upbit,  # noqa: F811
+):
+    # The exchange's market list now fails for every caller: an order that needed it would fail.
+    requests.post(
+        f"{upbit.url}/_sim/faults",
+        json={"kind": "http_status", "status": 503, "path_prefix": "/v1/market/all", "count": 1000},
+        timeout=5,
+    ).raise_for_status()
+    built = []
+    original = app.extensions.get("gateway.adapters")
+    for number in range(5):
+        answer = _post(client, api_headers, _body(upbit.account_id, quantity=f"0.0{number + 1}"),
+                       f"lean-{number}")  # fmt: skip
+        assert answer.status_code == 201, answer.get_json()
+        assert answer.get_json()["status"] == "SUBMITTED", answer.get_json()
+        built.append(len(app.extensions["gateway.adapters"]))
+    assert len(upbit.placed()) == 5
+    # One cached adapter for the account, from the first order on.
+    assert original is None or built[0] >= 1
+    assert len(set(built)) == 1, built
+
+
+def test_a_process_with_all_its_order_slots_taken_answers_503_and_sends_nothing(
+    app,
+    client,
+    api_headers,
+    kis,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    import concurrent.futures
+
+    monkeypatch.setitem(app.config, "ORDERS_MAX_IN_FLIGHT", 1)
+    monkeypatch.setattr(submission, "SLOT_WAIT", 0.3)
+    app.extensions.pop("gateway.order_slots", None)
+    try:
+        kis.fault(kind="latency", seconds=1.5, path_prefix=ORDER_PATH, count=1)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(_post, app.test_client(), api_headers, kis.order(), "slot-1")
+            time.sleep(0.4)  # the first order is at the broker, holding the only slot
+            busy = _post(client, api_headers, kis.order(quantity="2"), "slot-2")
+            first = slow.result(timeout=30)
+        assert first.status_code == 201, first.get_json()
+        assert busy.status_code == 503, busy.get_json()
+        assert busy.get_json()["code"] == "gateway_busy"
+        assert int(busy.headers["Retry-After"]) >= 1
+        assert [e["quantity"] for e in kis.placed()] == ["1"]
+        assert _stored(app) == (1, 1)  # the busy attempt was withdrawn, not left behind
+        again = _post(client, api_headers, kis.order(quantity="2"), "slot-2")
+        assert again.status_code == 201, again.get_json()
+    finally:
+        app.extensions.pop("gateway.order_slots", None)
+
+
+def test_an_empty_holdings_snapshot_is_served_from_the_database(
+    app,
+    client,
+    api_headers,
+    kis,  # noqa: F811 - the fixture
+):
+    url = f"/api/v1/accounts/{kis.account_id}/holdings"
+    first = client.get(f"{url}?refresh=true", headers=api_headers)
+    assert first.status_code == 200 and first.get_json()["holdings"] == []
+    as_of = first.get_json()["as_of"]
+    # The account holds nothing: the next reads are the stored (empty) snapshot, not the broker.
+    kis.fault(
+        kind="http_status",
+        status=503,
+        path_prefix="/uapi/domestic-stock/v1/trading/inquire-balance",
+        count=100,
+    )
+    for _ in range(3):
+        cached = client.get(url, headers=api_headers)
+        assert cached.status_code == 200, cached.get_json()
+        assert cached.get_json() == {**first.get_json(), "as_of": as_of}
