@@ -48,6 +48,7 @@ _DATA_TABLES = (
     "system.token_issuance_windows",
     "system.rate_limit_buckets",
     "system.login_throttle",
+    "system.audit_log",
     "securities_tokens",
     "accounts",
     "users",

@@ -214,6 +214,9 @@ def _register_blueprints(app: Flask) -> None:
     )
     app.register_blueprint(ui_bp)
     init_api(app)
+    from web_server.services import audit
+
+    audit.install(app)  # every mutating call of an admin key goes on the audit log
 
 
 def _register_cli(app: Flask) -> None:

@@ -89,10 +89,18 @@ class Demo:
         while time.monotonic() < deadline:
             try:
                 if READY in self.lines.get(timeout=0.5):
-                    return
+                    break
             except queue.Empty:
                 if self.process.poll() is not None:
-                    break
+                    raise AssertionError("demo exited:\n" + "".join(self.output[-40:])) from None
+        # The banner is printed before the server binds its port: wait until it answers.
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
         raise AssertionError("demo did not start:\n" + "".join(self.output[-40:]))
 
     def stop(self, signum: int, timeout: float = 20) -> int:

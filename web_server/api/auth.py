@@ -39,6 +39,10 @@ def scoped(scope: str | None, *, unrestricted: bool = False) -> Callable[[F], F]
             if unrestricted:
                 api_keys.require_unrestricted(key)
             g.api_key = key
+            # Plain values for the audit hook, which runs after the session may be gone.
+            g.api_key_ref = (key.id, key.prefix)
+            if scope == "admin":
+                g.admin_call = True
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

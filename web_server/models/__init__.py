@@ -8,6 +8,7 @@ from web_server.models.accounts import (
     SecuritiesToken,
 )
 from web_server.models.api_keys import ApiKey
+from web_server.models.audit import AuditEntry
 from web_server.models.events import (
     OrderEvent,
     OrderEventCounter,
@@ -31,6 +32,7 @@ from web_server.models.users import LoginThrottle, User
 __all__ = [
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AccountType",
     "CryptoMarket",
     "Environment",

@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 
+from flask import g, has_request_context
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -106,6 +107,8 @@ def require(key: ApiKey, scope: str, account_id: int | None = None) -> None:
     """
     if scope not in key.scopes and "admin" not in key.scopes:
         raise Forbidden(f"This API key lacks the {scope!r} scope.")
+    if scope == "admin" and has_request_context():
+        g.admin_call = True  # an admin action: the audit log records it (services/audit.py)
     if account_id is not None and not key.allows_account(account_id):
         raise Forbidden(f"This API key may not use account {account_id}.")
 

@@ -297,17 +297,14 @@ def _capture(session: Session, flush_context: Any) -> None:
             if isinstance(obj, Fill):
                 touched.add(obj.order_id)
             elif isinstance(obj, Order):
-                touched.add(obj.id)
                 record_change(session, obj, None)
         for obj in list(session.dirty):
             if isinstance(obj, Order) and session.is_modified(obj, include_collections=False):
-                touched.add(obj.id)
                 status = inspect(obj).attrs.status.history
                 if status.deleted or status.added:
                     record_change(session, obj, status.deleted[0] if status.deleted else None)
         for obj in list(session.deleted):
             if isinstance(obj, Order) and obj.status == OrderStatus.PENDING_SUBMIT:
-                touched.discard(obj.id)
                 view = {
                     **_view(session, obj),
                     "status": OrderStatus.REJECTED.value,
@@ -315,6 +312,16 @@ def _capture(session: Session, flush_context: Any) -> None:
                     "reject_message": "The order never reached the broker; it was withdrawn.",
                 }
                 record(session, obj, "rejected", view=view)
+
+
+def note_fill(session: Session, order_id: Any) -> None:
+    """Tell the event log that this transaction wrote a fill of ``order_id`` outside the ORM.
+
+    The fills writer's ``INSERT … ON CONFLICT`` is seen by no flush; only the orders named here
+    (and those with ORM-added fills) are looked for in ``trade.fills`` at the commit, so a
+    transaction that wrote no fill costs no query.
+    """
+    session.info.setdefault(_TOUCHED, set()).add(order_id)
 
 
 _NEW_FILLS = text(
@@ -382,12 +389,14 @@ def _write_pending(session: Session) -> None:
     pending = _fill_events(session, pending)
     if not pending:
         return
-    last = session.execute(
-        text("UPDATE trade.order_event_counter SET last_id = last_id + :n RETURNING last_id"),
+    last, now = session.execute(
+        text(
+            "UPDATE trade.order_event_counter SET last_id = last_id + :n"
+            " RETURNING last_id, clock_timestamp()"
+        ),
         {"n": len(pending)},
-    ).scalar_one()
+    ).one()
     first = last - len(pending) + 1
-    now = session.execute(text("SELECT clock_timestamp()")).scalar_one()
     session.execute(
         insert(OrderEvent.__table__),
         [{"id": first + number, "ts": now, **row} for number, row in enumerate(pending)],

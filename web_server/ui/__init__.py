@@ -8,7 +8,18 @@ a secret, a token or a full account number.
 from __future__ import annotations
 
 # Importing the view modules registers their routes on the blueprint.
-from web_server.ui import accounts, api_keys, auth, risk, stocks  # noqa: F401
+from web_server.ui import (  # noqa: F401
+    accounts,
+    api_keys,
+    audit,
+    auth,
+    formatting,
+    live,
+    orders,
+    risk,
+    stocks,
+    trade,
+)
 from web_server.ui.blueprint import bp
 
 __all__ = ["bp"]

@@ -11,13 +11,14 @@ from flask_login import login_required
 from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.extensions import db
 from web_server.services import accounts as accounts_service
+from web_server.services import audit, tokens
 from web_server.services import holdings as holdings_service
-from web_server.services import tokens
 from web_server.services.accounts import Account
 from web_server.services.brokers import adapter_for
 from web_server.services.orders.queries import order_view, recent_orders
 from web_server.ui.blueprint import ActionForm, apply_errors, bp, transaction
 from web_server.ui.forms import AccountCreateForm, AccountEditForm
+from web_server.ui.trade import actor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,19 @@ def new_account() -> Any:
                         api_secret=form.api_secret.data or "",
                         securities_config=form.securities_config(),
                         base_url=(form.base_url.data or "").strip() or None,
+                    )
+                    audit.record(
+                        actor(),
+                        "account.create",
+                        f"account:{account.id}",
+                        None,
+                        {
+                            "name": account.name,
+                            "exchange": account.exchange,
+                            "environment": account.environment,
+                            "base_url": account.base_url,
+                            "account_number": masked_account_number(account),
+                        },
                     )
             except ValidationFailed as exc:
                 problems = apply_errors(form, _config_errors_by_field(exc.errors))
@@ -166,6 +180,7 @@ def edit_account(account_id: int) -> Any:
     form = AccountEditForm(prefix="edit")
     if not form.validate():
         return _render_account(account, form, 422)
+    before = {"name": account.name, "is_active": account.is_active, "base_url": account.base_url}
     try:
         with transaction():
             # One call: moving the account (base URL) needs the keys in the same change.
@@ -177,6 +192,13 @@ def edit_account(account_id: int) -> Any:
                 api_key=form.api_key.data or None,
                 api_secret=form.api_secret.data or None,
             )
+            after = {
+                "name": account.name,
+                "is_active": account.is_active,
+                "base_url": account.base_url,
+                "keys_replaced": bool(form.api_key.data),
+            }
+            audit.record(actor(), "account.update", f"account:{account_id}", before, after)
     except ValidationFailed as exc:
         problems = apply_errors(form, exc.errors)
         flash(exc.detail, "error")
@@ -196,6 +218,13 @@ def refresh_token(account_id: int) -> Any:
     try:
         with transaction():
             result = tokens.refresh_token(account_id, force=True)
+            audit.record(
+                actor(),
+                "account.token_refresh",
+                f"account:{account_id}",
+                None,
+                {"outcome": result.outcome},
+            )
     except GatewayError as exc:
         flash(exc.detail, "error")
     else:
@@ -243,7 +272,13 @@ def delete_account(account_id: int) -> Any:
     name = account.name
     try:
         with transaction():
+            before = {
+                "name": name,
+                "exchange": account.exchange,
+                "environment": account.environment,
+            }
             accounts_service.delete_account(account)
+            audit.record(actor(), "account.delete", f"account:{account_id}", before, None)
     except GatewayError as exc:
         flash(exc.detail, "error")
         return render_template("accounts/delete.html", account=account, form=form), (

@@ -11,8 +11,10 @@ from wtforms import SelectChoice
 from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.services import accounts as accounts_service
 from web_server.services import api_keys as api_keys_service
+from web_server.services import audit
 from web_server.ui.blueprint import ActionForm, apply_errors, bp, transaction
 from web_server.ui.forms import ApiKeyCreateForm
+from web_server.ui.trade import actor
 
 
 def _create_form() -> ApiKeyCreateForm:
@@ -61,6 +63,19 @@ def create_api_key() -> Any:
             row, key = api_keys_service.create_api_key(
                 form.label.data or "", form.scopes.data or [], form.account_ids.data or None
             )
+            # The key itself is never recorded: only what names it.
+            audit.record(
+                actor(),
+                "api_key.create",
+                f"api_key:{row.id}",
+                None,
+                {
+                    "label": row.label,
+                    "key_prefix": row.prefix,
+                    "scopes": list(row.scopes),
+                    "account_ids": row.account_ids,
+                },
+            )
     except ValidationFailed as exc:
         flash(exc.detail, "error")
         return _render_list(form, http_status(exc), apply_errors(form, exc.errors))
@@ -80,6 +95,13 @@ def revoke_api_key(key_id: int) -> Any:
     try:
         with transaction():
             row = api_keys_service.revoke_api_key(key_id)
+            audit.record(
+                actor(),
+                "api_key.revoke",
+                f"api_key:{key_id}",
+                {"label": row.label, "key_prefix": row.prefix, "revoked": False},
+                {"revoked": True},
+            )
     except GatewayError as exc:
         flash(exc.detail, "error")
     else:

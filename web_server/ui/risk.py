@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length
 from web_server.errors import GatewayError, http_status
 from web_server.services import accounts as accounts_service
 from web_server.services import api_keys as api_keys_service
-from web_server.services import kill_switches, panic, risk_policies
+from web_server.services import audit, kill_switches, panic, risk_policies
 from web_server.ui.blueprint import ActionForm, bp, transaction
 from web_server.ui.forms import plain_text
 
@@ -101,6 +101,13 @@ def engage_kill_switch() -> Any:
             kill_switches.engage(
                 scope, None if scope == "GLOBAL" else int(target), form.reason.data or "", _actor()
             )
+            audit.record(
+                _actor(),
+                "kill_switch.engage",
+                f"{scope}:{target}",
+                {"engaged": False},
+                {"engaged": True, "reason": form.reason.data or ""},
+            )
     except GatewayError as exc:
         flash(exc.detail, "error")
         return _render(form, http_status(exc))
@@ -118,6 +125,13 @@ def release_kill_switch(scope: str, target: int) -> Any:
     try:
         with transaction():
             kill_switches.release(scope, None if scope == "GLOBAL" else target, _actor())
+            audit.record(
+                _actor(),
+                "kill_switch.release",
+                f"{scope}:{target}",
+                {"engaged": True},
+                {"engaged": False},
+            )
     except GatewayError as exc:
         flash(exc.detail, "error")
     else:

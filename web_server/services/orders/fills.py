@@ -44,7 +44,7 @@ from brokers import BrokerOrder, Side
 from brokers.errors import BrokerError
 from brokers.krx import krx_charges
 from web_server.models import CryptoMarket, Fill, Order
-from web_server.services import clock
+from web_server.services import clock, events
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,10 @@ def record_fill(session: Session, order: Order, fill: Fill) -> bool:
         .on_conflict_do_nothing(index_elements=[Fill.order_id, Fill.broker_fill_key])
         .returning(Fill.fill_id)
     ).first()
-    return inserted is not None
+    if inserted is None:
+        return False
+    events.note_fill(session, order.id)  # its fill event is written with the commit
+    return True
 
 
 def order_fills(session: Session, order_id: Any) -> Sequence[Fill]:
