@@ -38,7 +38,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 #: Generated cases per operation (the examples and coverage cases come on top).
-MAX_EXAMPLES = 60
+MAX_EXAMPLES = 35
 OPERATIONS = 42  # with the orders' amend and fills (issue 11)
 MIN_CASES = 1000
 

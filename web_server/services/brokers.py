@@ -130,6 +130,10 @@ def http_session(exchange: str) -> requests.Session:
     return sessions[exchange]
 
 
+#: Adapter methods that do not call the broker (not timed as broker calls).
+_LOCAL_METHODS = frozenset({"check_order"})
+
+
 class _Observed:
     """An adapter whose broker calls are timed for ``/metrics`` (web_server/metrics.py).
 
@@ -142,7 +146,7 @@ class _Observed:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._adapter, name)
-        if name.startswith("_") or not callable(value):
+        if name.startswith("_") or name in _LOCAL_METHODS or not callable(value):
             return value
         exchange = str(getattr(self._adapter, "exchange", "?")).upper()
 

@@ -70,9 +70,17 @@ def _same_terms(row: BrokerOrder, request: OrderRequest) -> bool:
 
 
 def match_by_history(
-    session: Session, adapter: Any, order: Order, request: OrderRequest, now: dt.datetime
+    session: Session,
+    adapter: Any,
+    order: Order,
+    request: OrderRequest,
+    now: dt.datetime,
+    histories: dict[tuple[int, dt.date], list[BrokerOrder]] | None = None,
 ) -> Match:
     """Match ``order`` against the complete history of its days (see the module docstring).
+
+    ``histories`` keeps each (account, day) read for the rest of one reconcile pass: the orders
+    waiting in a pass share their days, and each read is a complete (paged) history.
 
     Raises:
         BrokerError: a day's history could not be read completely.
@@ -82,7 +90,14 @@ def match_by_history(
     rows: list[BrokerOrder] = []
     day = first
     while day <= last:
-        rows.extend(adapter.day_orders(day))
+        memo = (order.account_id, day)
+        if histories is not None and memo in histories:
+            rows.extend(histories[memo])
+        else:
+            read = list(adapter.day_orders(day))
+            if histories is not None:
+                histories[memo] = read
+            rows.extend(read)
         day += dt.timedelta(days=1)
     taken = {
         (d, _key(n))

@@ -87,11 +87,12 @@ def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
             .order_by(Order.created_ts)
         ).all()
     counts: dict[str, int] = {}
+    histories: dict[Any, Any] = {}  # each (account, day) read once in this pass
     for order_id in candidates:
-        outcome = each_order(order_id, lambda s, o: _reconcile_one(s, o, now))
+        outcome = each_order(order_id, lambda s, o: _reconcile_one(s, o, now, histories))
         counts[outcome] = counts.get(outcome, 0) + 1
     # Orders still absent are no news; a late acceptance is.
-    late = watch_late_acceptances(now).get("late_acceptance", 0)
+    late = watch_late_acceptances(now, histories).get("late_acceptance", 0)
     if late:
         counts["late_acceptance"] = late
     if counts:
@@ -111,7 +112,9 @@ def _lookup(adapter: Any, order: Order, request: Any) -> BrokerOrder | None:
         return None
 
 
-def _reconcile_one(session: Session, order: Order, now: dt.datetime) -> str:
+def _reconcile_one(
+    session: Session, order: Order, now: dt.datetime, histories: dict[Any, Any] | None = None
+) -> str:
     pending = order.status == OrderStatus.PENDING_SUBMIT
     if order.status not in _UNSETTLED:
         return "settled"  # its request recorded an answer since we looked
@@ -136,7 +139,7 @@ def _reconcile_one(session: Session, order: Order, now: dt.datetime) -> str:
         # RECONCILE_GRACE after the latest it could have arrived, the order is not there.
         final = now >= arrival_bound + RECONCILE_GRACE
     else:
-        match = match_by_history(session, adapter, order, request, now)
+        match = match_by_history(session, adapter, order, request, now, histories)
         if match.kind == "ambiguous":
             return _ambiguous(order, match, now)
         found = match.order
@@ -188,7 +191,9 @@ def _ambiguous(order: Order, match: Match, now: dt.datetime) -> str:
     return "ambiguous"
 
 
-def watch_late_acceptances(now: dt.datetime) -> dict[str, int]:
+def watch_late_acceptances(
+    now: dt.datetime, histories: dict[Any, Any] | None = None
+) -> dict[str, int]:
     """Look again for orders called REJECTED ``not_at_broker`` within :data:`LATE_WATCH`.
 
     A late acceptance is bound whenever it appears (``lifecycle.bind_late_acceptance``), and
@@ -204,12 +209,14 @@ def watch_late_acceptances(now: dt.datetime) -> dict[str, int]:
         ).all()
     counts: dict[str, int] = {}
     for order_id in candidates:
-        outcome = each_order(order_id, lambda s, o: _watch_one(s, o, now))
+        outcome = each_order(order_id, lambda s, o: _watch_one(s, o, now, histories))
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
-def _watch_one(session: Session, order: Order, now: dt.datetime) -> str:
+def _watch_one(
+    session: Session, order: Order, now: dt.datetime, histories: dict[Any, Any] | None = None
+) -> str:
     if order.status != OrderStatus.REJECTED or order.reject_code != "not_at_broker":
         return "settled"
     account = session.get(Account, order.account_id)
@@ -219,7 +226,7 @@ def _watch_one(session: Session, order: Order, now: dt.datetime) -> str:
     if adapter.capabilities.client_order_id:
         found = _lookup(adapter, order, request)
     else:
-        match = match_by_history(session, adapter, order, request, now)
+        match = match_by_history(session, adapter, order, request, now, histories)
         found = match.order if match.kind == "found" else None
     if found is None:
         return "still_absent"
