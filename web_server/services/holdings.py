@@ -43,22 +43,13 @@ INSTRUMENT = "coalesce(symbol, broker_symbol, asset)"
 
 
 @dataclass(frozen=True)
-class HeldPosition:
-    """One position as the API and the account page show it.
+class HeldPosition(Position):
+    """One position as the API and the account page show it: the broker's, plus ``in_master``.
 
     ``symbol`` is the security's code as the broker reports it (None for crypto, whose position is
     ``asset``); ``in_master`` tells whether the stocks master knows the security (None for crypto).
     """
 
-    quantity: Decimal
-    symbol: str | None = None
-    asset: str | None = None
-    available_quantity: Decimal | None = None
-    avg_price: Decimal | None = None
-    current_price: Decimal | None = None
-    pnl: Decimal | None = None
-    pnl_pct: Decimal | None = None
-    name: str | None = None
     in_master: bool | None = None
 
 
