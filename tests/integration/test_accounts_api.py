@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from simulators.registry import create_simulator
-from simulators.server import serve_in_thread
 from tests.conftest import random_key, remember_secret, run_cli
-from web_server.services.stocks_sync import run_sync
+from tests.integration.accounts_support import start_kis, start_upbit
 
 PROBLEM = "application/problem+json"
 
@@ -16,24 +14,9 @@ PROBLEM = "application/problem+json"
 @pytest.fixture
 def kis(app, database_url):
     """A KIS simulator with one account and its stocks master synced; yields (url, key, secret)."""
-    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    run_sync(database_url, f"{handle.url}/common/master")
-    app.extensions["gateway.symbols"].invalidate()
-    app_key, secret = random_key(36), remember_secret(random_key(180))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={
-            "app_key": app_key,
-            "app_secret": secret,
-            "account_number": "50123456",
-            "product_code": "01",
-            "cash": "5000000",
-            "positions": {"005930": 3},
-        },
-        timeout=5,
-    ).raise_for_status()
-    yield handle.url, app_key, secret
-    handle.stop()
+    sim = start_kis(app, database_url, cash="5000000", positions={"005930": 3})
+    yield sim.url, sim.key, sim.secret
+    sim.stop()
 
 
 def _kis_body(url: str, app_key: str, secret: str, name: str = "kis-main") -> dict:
@@ -192,28 +175,10 @@ def test_replacing_keys_revokes_the_token_and_delete_is_guarded(client, api_head
 
 
 def test_crypto_account_balances(client, api_headers):
-    handle = serve_in_thread(create_simulator("upbit"))
+    sim = start_upbit({"KRW": "1000000", "BTC": "0.5"})
     try:
-        access, secret = random_key(40), remember_secret(random_key(40))
-        requests.post(
-            f"{handle.url}/_sim/accounts",
-            json={
-                "access_key": access,
-                "secret_key": secret,
-                "balances": {"KRW": "1000000", "BTC": "0.5"},
-            },
-            timeout=5,
-        ).raise_for_status()
         account = client.post(
-            "/api/v1/accounts",
-            headers=api_headers,
-            json={
-                "name": "upbit-1",
-                "exchange": "UPBIT",
-                "api_key": access,
-                "api_secret": secret,
-                "base_url": handle.url,
-            },
+            "/api/v1/accounts", headers=api_headers, json=sim.account_body("upbit-1")
         ).get_json()
         assert account["token"] is None and account["account_number"] is None
         holdings = client.get(
@@ -223,7 +188,7 @@ def test_crypto_account_balances(client, api_headers):
             k: v for h in holdings if h["asset"] == "BTC" for k, v in h.items()
         }.items()
     finally:
-        handle.stop()
+        sim.stop()
 
 
 def test_an_admin_key_limited_to_one_account_cannot_touch_another(

@@ -22,6 +22,7 @@ from simulators.krx_calendar import TradingCalendar
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
 from tests.conftest import KIS_MASTER_DIR, random_key, remember_secret
+from tests.integration.accounts_support import start_kis
 from web_server.services import clock as gateway_clock
 from web_server.services.stocks_sync import run_sync
 
@@ -39,24 +40,9 @@ def gateway(app, clean_db):
 @pytest.fixture
 def kis(app, database_url):
     """A KIS simulator (no rate limit), its stocks master synced, an account with two stocks."""
-    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    run_sync(database_url, f"{handle.url}/common/master")
-    app.extensions["gateway.symbols"].invalidate()
-    app_key, secret = random_key(36), remember_secret(random_key(180))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={
-            "app_key": app_key,
-            "app_secret": secret,
-            "account_number": "50123456",
-            "product_code": "01",
-            "cash": "5000000",
-            "positions": {"005930": 3, "000660": 2},
-        },
-        timeout=TIMEOUT,
-    ).raise_for_status()
-    yield handle.url, app_key, secret
-    handle.stop()
+    sim = start_kis(app, database_url, cash="5000000", positions={"005930": 3, "000660": 2})
+    yield sim.url, sim.key, sim.secret
+    sim.stop()
 
 
 def _add_kis_account(client, headers, url: str, app_key: str, secret: str) -> int:

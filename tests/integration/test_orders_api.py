@@ -9,75 +9,21 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-import requests
 
-from simulators.registry import create_simulator
-from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret
-from web_server.extensions import db
-from web_server.services.crypto_markets import sync_all_markets
+from tests.integration.accounts_support import add_account, start_kis, start_upbit
 from web_server.services.orders import poll_open_orders, reconcile_orders
-from web_server.services.stocks_sync import run_sync
-
-
-class Venue:
-    """A simulator with an account in it and in the gateway."""
-
-    def __init__(self, url: str, account_id: int, handle) -> None:
-        self.url = url
-        self.account_id = account_id
-        self.handle = handle
-
-    def price(self, symbol: str) -> Decimal:
-        prices = requests.get(f"{self.url}/_sim/prices", params={"symbol": symbol}, timeout=5)
-        return Decimal(prices.json()["prices"][symbol])
-
-    def placed(self) -> list[dict]:
-        ledger = requests.get(f"{self.url}/_sim/ledger", params={"kind": "order_placed"}, timeout=5)
-        return ledger.json()["entries"]
-
-    def fault(self, **fault) -> None:
-        requests.post(f"{self.url}/_sim/faults", json=fault, timeout=5).raise_for_status()
 
 
 @pytest.fixture
 def kis(app, client, api_headers, database_url):
     """A KIS simulator, its stocks master synced, and an account with cash and shares."""
-    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    app_key, secret = random_key(36), remember_secret(random_key(180))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={
-            "app_key": app_key,
-            "app_secret": secret,
-            "account_number": "50123456",
-            "product_code": "01",
-            "cash": "100000000",
-            "positions": {"005930": 10},
-        },
-        timeout=5,
-    ).raise_for_status()
-    run_sync(database_url, f"{handle.url}/common/master")
-    app.extensions["gateway.symbols"].invalidate()
-    account = client.post(
-        "/api/v1/accounts",
-        headers=api_headers,
-        json={
-            "name": "kis",
-            "exchange": "KIS",
-            "api_key": app_key,
-            "api_secret": secret,
-            "base_url": handle.url,
-            "securities_config": {"account_number": "50123456", "product_code": "01"},
-        },
-    ).get_json()
-    venue = Venue(handle.url, account["id"], handle)
+    sim = start_kis(app, database_url, cash="100000000", positions={"005930": 10})
+    add_account(client, api_headers, sim)
     # A limit price inside KRX's ±30 % band but below the market: the order rests.
     global RESTING
-    # (Thousands are on every KRX tick up to 500,000 won.)
-    RESTING = str((venue.price("005930") * Decimal("0.8") / 1000).quantize(Decimal(1)) * 1000)
-    yield venue
-    handle.stop()
+    RESTING = sim.resting_price()
+    yield sim
+    sim.stop()
 
 
 RESTING = "50000"
@@ -86,33 +32,10 @@ RESTING = "50000"
 @pytest.fixture
 def upbit(app, client, api_headers):
     """An Upbit simulator with its markets synced and a funded account."""
-    handle = serve_in_thread(create_simulator("upbit"))
-    access, secret = random_key(40), remember_secret(random_key(40))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={
-            "access_key": access,
-            "secret_key": secret,
-            "balances": {"KRW": "50000000", "BTC": "1"},
-        },
-        timeout=5,
-    ).raise_for_status()
-    account = client.post(
-        "/api/v1/accounts",
-        headers=api_headers,
-        json={
-            "name": "upbit",
-            "exchange": "UPBIT",
-            "api_key": access,
-            "api_secret": secret,
-            "base_url": handle.url,
-        },
-    ).get_json()
-    with app.app_context():
-        sync_all_markets(("UPBIT",))
-        db.session.commit()
-    yield Venue(handle.url, account["id"], handle)
-    handle.stop()
+    sim = start_upbit({"KRW": "50000000", "BTC": "1"})
+    add_account(client, api_headers, sim)
+    yield sim
+    sim.stop()
 
 
 def _order(account_id: int, **changes) -> dict:

@@ -19,9 +19,8 @@ from brokers.errors import RateLimited
 from brokers.limits import Budget, scope_id
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret
+from tests.integration.accounts_support import add_account, start_upbit
 from web_server.extensions import db
-from web_server.services.crypto_markets import sync_all_markets
 from web_server.services.rate_limits import (
     PostgresBuckets,
     RedisBuckets,
@@ -211,29 +210,9 @@ def test_a_broker_refusal_bans_the_budget_in_every_process(buckets):
 @pytest.fixture
 def upbit(app, client, api_headers):
     """An Upbit simulator with its markets synced and a funded account."""
-    handle = serve_in_thread(create_simulator("upbit"))
-    access, secret = random_key(40), remember_secret(random_key(40))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={"access_key": access, "secret_key": secret, "balances": {"KRW": "50000000"}},
-        timeout=5,
-    ).raise_for_status()
-    account = client.post(
-        "/api/v1/accounts",
-        headers=api_headers,
-        json={
-            "name": "upbit",
-            "exchange": "UPBIT",
-            "api_key": access,
-            "api_secret": secret,
-            "base_url": handle.url,
-        },
-    ).get_json()
-    with app.app_context():
-        sync_all_markets(("UPBIT",))
-        db.session.commit()
-    yield handle.url, account["id"], access
-    handle.stop()
+    sim = start_upbit({"KRW": "50000000"})
+    yield sim.url, add_account(client, api_headers, sim), sim.key
+    sim.stop()
 
 
 def test_an_order_without_a_slot_answers_429_and_is_not_sent(app, client, api_headers, upbit):

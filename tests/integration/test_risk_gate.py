@@ -14,12 +14,9 @@ from decimal import Decimal
 import pytest
 import requests
 
-from simulators.registry import create_simulator
-from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret
+from tests.integration.accounts_support import add_account, start_kis
 from web_server.extensions import db
 from web_server.services import kill_switches, risk_policies
-from web_server.services.stocks_sync import run_sync
 
 SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
 
@@ -27,36 +24,9 @@ SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
 @pytest.fixture
 def kis(app, client, api_headers, database_url):
     """A KIS simulator with its master synced and a funded account; yields (url, account id)."""
-    handle = serve_in_thread(create_simulator("kis", rate_limit_per_second=0))
-    app_key, secret = random_key(36), remember_secret(random_key(180))
-    requests.post(
-        f"{handle.url}/_sim/accounts",
-        json={
-            "app_key": app_key,
-            "app_secret": secret,
-            "account_number": "50123456",
-            "product_code": "01",
-            "cash": "1000000000",
-            "positions": {"005930": 10},
-        },
-        timeout=5,
-    ).raise_for_status()
-    run_sync(database_url, f"{handle.url}/common/master")
-    app.extensions["gateway.symbols"].invalidate()
-    account = client.post(
-        "/api/v1/accounts",
-        headers=api_headers,
-        json={
-            "name": "kis",
-            "exchange": "KIS",
-            "api_key": app_key,
-            "api_secret": secret,
-            "base_url": handle.url,
-            "securities_config": {"account_number": "50123456", "product_code": "01"},
-        },
-    ).get_json()
-    yield handle.url, account["id"]
-    handle.stop()
+    sim = start_kis(app, database_url, positions={"005930": 10})
+    yield sim.url, add_account(client, api_headers, sim)
+    sim.stop()
 
 
 def _placed(url: str) -> list[dict]:
