@@ -332,3 +332,40 @@ def test_flatten_leaves_only_dust_below_the_lot_and_reports_it(app, client, api_
     ]
     assert venue.holdings() == {"BTC": lot / 2}
     print(f"\nBINANCE: flatten left {lot / 2} BTC of dust (lot {lot})")
+
+
+def test_a_run_whose_process_died_is_recorded_abandoned_not_running_for_ever(
+    app, client, api_headers, psql
+):
+    from tests.integration.accounts_support import add_account, start_upbit
+
+    sim = start_upbit({"KRW": "1000000"})
+    try:
+        add_account(client, api_headers, sim)
+        url = f"/api/v1/accounts/{sim.account_id}/panic/cancel-all"
+        headers = {**api_headers, "Idempotency-Key": "died-1"}
+        assert client.post(url, headers=headers).status_code == 201
+        # As a run looks when its worker was killed mid-way: RUNNING, never finished.
+        psql.execute(
+            "UPDATE trade.panic_actions SET status = 'RUNNING', finished_ts = NULL,"
+            " created_ts = now() - interval '1 minute'"
+        )
+        still = client.post(url, headers=headers)
+        assert still.status_code == 409 and still.get_json()["code"] == "panic_in_progress"
+        assert still.headers["Retry-After"]
+        psql.execute("UPDATE trade.panic_actions SET created_ts = now() - interval '11 minutes'")
+        replay = client.post(url, headers=headers)
+        assert replay.status_code == 200, replay.get_json()
+        run = replay.get_json()
+        assert run["status"] == "FAILED" and run["result"]["error"] == "abandoned"
+        assert run["finished_at"] is not None
+        # Final: the same key keeps answering the abandoned run; a new key runs again.
+        assert client.post(url, headers=headers).get_json()["status"] == "FAILED"
+        again = client.post(url, headers={**api_headers, "Idempotency-Key": "died-2"})
+        assert again.status_code == 201 and again.get_json()["status"] == "DONE"
+        audited = psql.execute(
+            "SELECT actor FROM trade.risk_events WHERE action = 'panic_cancel_all_failed'"
+        ).fetchall()
+        assert audited == [("gateway",)]
+    finally:
+        sim.stop()

@@ -37,6 +37,14 @@ engaging a switch); the KRX checks still do, as the exchange would apply them an
 
 The run ends ``DONE`` when everything it tried succeeded, ``FAILED`` when something did not (the
 result names each failure with its code); both are final, and a new Idempotency-Key runs again.
+
+A run whose process died (killed, host lost) would stay ``RUNNING`` and answer every replay with
+``panic_in_progress`` for ever. A run is bounded (every broker call has a timeout and a run makes
+a bounded number of them), so one still ``RUNNING`` after :data:`ABANDONED_AFTER` is over: the
+next replay records it ``FAILED`` with the error ``abandoned`` (and an audit record) and answers
+that, so the operator knows to run it again with a new key. Running it again is safe: cancel-all
+repeats harmlessly, and flatten cancels the open orders (the dead run's sales included) before
+it sells what the broker then reports.
 """
 
 from __future__ import annotations
@@ -77,6 +85,8 @@ KINDS = ("CANCEL_ALL", "FLATTEN")
 SCOPES = ("API_KEY", "ACCOUNT")
 #: What a replay of a run still going is told to wait, in seconds.
 IN_PROGRESS_RETRY_AFTER = 2
+#: A run still RUNNING this long after it started has lost its process (module docstring).
+ABANDONED_AFTER = dt.timedelta(minutes=10)
 #: Statuses of gateway orders the cancel service takes.
 _CANCELLABLE = ("SUBMITTED", "PARTIALLY_FILLED", "CANCEL_PENDING")
 #: Binance quote currencies to sell into, in order of preference.
@@ -211,6 +221,8 @@ def _replay(action_key: str, digest: str) -> PanicAction | None:
         raise IdempotencyConflict(
             "This Idempotency-Key was used for another panic action; use a new key."
         )
+    if action.status == "RUNNING" and utc_now() - action.created_ts > ABANDONED_AFTER:
+        return _abandon(action)
     if action.status == "RUNNING":
         raise PanicInProgress(
             "The first request with this Idempotency-Key is still running; retry shortly with "
@@ -218,6 +230,27 @@ def _replay(action_key: str, digest: str) -> PanicAction | None:
             retry_after=IN_PROGRESS_RETRY_AFTER,
         )
     return action
+
+
+def _abandon(action: PanicAction) -> PanicAction:
+    """Record a run whose process died as FAILED, once (the row lock orders racing replays)."""
+    locked = db.session.scalar(
+        select(PanicAction)
+        .where(PanicAction.id == action.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert locked is not None
+    if locked.status != "RUNNING":
+        db.session.commit()
+        return locked
+    log.warning(
+        "panic run %s has been RUNNING since %s: recorded as abandoned",
+        locked.id,
+        locked.created_ts,
+    )
+    result = {**(locked.result or {}), "error": "abandoned"}
+    return _finish(locked.id, "FAILED", result, "gateway")
 
 
 def _finish(action_id: uuid.UUID, status: str, result: dict[str, Any], actor: str) -> PanicAction:
