@@ -60,3 +60,13 @@ def test_vanished_market_is_kept_but_not_tradable(app, crypto_sims):
     db.session.expire_all()
     old = db.session.scalar(select(CryptoMarket).where(CryptoMarket.symbol == "OLDUSDT"))
     assert old is not None and old.is_tradable is False
+
+
+def test_the_market_list_download_is_paced_on_the_shared_budgets(app, crypto_sims):
+    from sqlalchemy import text
+
+    run_cli(app, "markets", "sync")
+    keys = db.session.scalars(text("SELECT key FROM system.rate_limit_buckets")).all()
+    # One budget per address (hashed), each exchange's unit for its public market list.
+    units = sorted(key.rsplit(":", 1)[0] for key in keys)
+    assert units == ["binance:weight", "bithumb:public:market", "upbit:quotation:market"], keys

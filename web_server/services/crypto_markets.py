@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import select
 
 from brokers import Credentials, MarketRule
@@ -17,6 +18,7 @@ from web_server.extensions import db
 from web_server.models import Account, CryptoMarket
 from web_server.services import market_rules
 from web_server.services.brokers import adapter_class, base_url_for, http_session
+from web_server.services.rate_limits import rate_limiter
 
 log = logging.getLogger(__name__)
 CRYPTO_EXCHANGES = ("UPBIT", "BITHUMB", "BINANCE")
@@ -57,11 +59,15 @@ def fetch_markets(exchange: str) -> list[MarketRule]:
         BrokerError: the exchange could not be read.
     """
     account = _source_account(exchange)
-    # The market list needs no signature: empty credentials keep keys out of this path.
+    # The market list needs no signature: empty credentials keep keys out of this path. It is a
+    # public quotation call, paced like every other on the address's shared budget (an Upbit
+    # address over 10 a second is banned for all its accounts).
     adapter = adapter_class(exchange)(
         Credentials(api_key="", api_secret=""),
         base_url=base_url_for(account),
         session=http_session(exchange),
+        timeout=current_app.config.get("BROKER_TIMEOUT_SECONDS", 10.0),
+        limiter=rate_limiter(),
     )
     return list(adapter.list_markets())
 
