@@ -6,7 +6,9 @@ to the broker's numbers and KST date as placement binds them. Then:
 
 - one ``poll_open_orders`` pass (the day's history read once, all pages, then each order under
   its lock), timed, with nothing changed: the steady state of a busy day;
-- the same after 200 of them filled at the broker, so the pass also writes;
+- the same after the price came down to their limit, so that every one of them filled at the
+  broker and the pass writes 2,000 fills, 2,000 status changes and their events (the worst
+  case: each batch of 500 is one transaction with one read and one insert of fills);
 - for comparison, the old way, one ``get_order`` per order, timed on 100 orders and scaled to
   2,000.
 
@@ -85,6 +87,7 @@ def main() -> None:
             db.session.commit()
             adapter = adapter_for(get_account(account.id))
             start = time.perf_counter()
+            # One at a time: the gateway's KIS limiter (20 a second) paces the set-up anyway.
             for n in range(ORDERS):
                 client_id = f"gw{uuid.uuid4().hex}"
                 request = OrderRequest(
@@ -131,7 +134,7 @@ def main() -> None:
             steady = poll_open_orders()
             steady_s = time.perf_counter() - start
 
-            # 200 of them fill: the price comes down to their limit for a moment.
+            # They all fill: the price comes down to their limit.
             requests.post(
                 f"{sim.url}/_sim/prices",
                 json={"symbol": "005930", "price": str(limit), "liquidity": "200"},

@@ -73,8 +73,8 @@ def price_band(base_price: Decimal, rate: Decimal = DAILY_LIMIT_RATE) -> tuple[D
     return max(lower, krx_stock_tick(Decimal(1))), upper
 
 
-#: The online commission both simulators charge (and a common retail rate); neither broker's
-#: order history reports an order's charges, so the adapters estimate them with it.
+#: The online commission both simulators charge (and a common retail rate): the gateway's
+#: estimate of a KIS fill until KIS's figures of the day true it up (docs/trading-days.md §5).
 KRX_COMMISSION_RATE = Decimal("0.00015")
 #: 증권거래세 with 농어촌특별세 from 2026: 0.20 % of the sell amount (KOSPI and KOSDAQ alike).
 KRX_SELL_TAX_RATE = Decimal("0.0020")
@@ -83,10 +83,10 @@ KRX_SELL_TAX_RATE = Decimal("0.0020")
 def krx_charges(side: Side, amount: Decimal) -> tuple[Decimal, Decimal]:
     """Return the (commission, tax) in whole won of fills worth ``amount`` (both truncated).
 
-    KIS's ``inquire-daily-ccld`` and Kiwoom's ``kt00007`` rows carry the filled quantity and
-    amount but no charges, so the adapters report these KRX-rule figures as the order's
-    cumulative ``fee``/``tax``, and the gateway charges each fill it derives (one per rise in
-    the filled quantity) by the same rule: the brokers truncate per execution, not per order.
+    The gateway's estimate of a stock fill whose charges the broker has not reported (KIS's
+    order history never does; Kiwoom's ``ka10076`` only for today): each fill it derives (one
+    per rise in the filled quantity) is charged on its own amount, as the brokers truncate per
+    execution. Trued up to the broker's figures later (docs/trading-days.md §5).
     """
     fee = (amount * KRX_COMMISSION_RATE).quantize(Decimal(1), rounding=ROUND_DOWN)
     tax = Decimal(0)

@@ -508,15 +508,3 @@ def _matches(order: BrokerOrder, request: OrderRequest) -> bool:
     if request.order_type is OrderType.LIMIT:
         return order.limit_price is not None and order.limit_price == request.limit_price
     return True
-
-
-def with_krx_charges(order: BrokerOrder, amount: Decimal | None = None) -> BrokerOrder:
-    """Return ``order`` with its estimated cumulative charges in KRW (see :func:`krx_charges`).
-
-    ``amount`` is the filled amount when the broker reports it (KIS ``tot_ccld_amt``); else the
-    filled quantity times the average price.
-    """
-    if amount is None:
-        amount = order.filled_quantity * (order.average_fill_price or Decimal(0))
-    fee, tax = krx_charges(order.side, amount)
-    return replace(order, fee=fee, tax=tax, fee_asset="KRW")

@@ -37,6 +37,7 @@ _ORDER_RVSECNCL = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
 _INQUIRE_BALANCE = "/uapi/domestic-stock/v1/trading/inquire-balance"
 _INQUIRE_DAILY_CCLD = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
 _INQUIRE_PSBL_ORDER = "/uapi/domestic-stock/v1/trading/inquire-psbl-order"
+_INQUIRE_PERIOD_PROFIT = "/uapi/domestic-stock/v1/trading/inquire-period-trade-profit"
 
 # Real TR ids (the "new" generation, §1.5); mapping.tr_id makes the paper (V…) variants.
 _TR_BUY = "TTTC0012U"
@@ -45,6 +46,7 @@ _TR_RVSECNCL = "TTTC0013U"
 _TR_BALANCE = "TTTC8434R"
 _TR_DAILY_CCLD = "TTTC0081R"  # within the last 3 months
 _TR_PSBL_ORDER = "TTTC8908R"
+_TR_PERIOD_PROFIT = "TTTC8715R"  # 기간별매매손익현황조회: commission and tax per day and stock
 
 #: The stock ``get_balance`` names in ``inquire-psbl-order`` (Samsung Electronics).
 _CASH_PROBE_SYMBOL = "005930"
@@ -242,6 +244,37 @@ class KisAdapter(SecuritiesAdapterBase):
             },
         ).body.get("output")
         return [mapping.parse_balance(summary, orderable if isinstance(orderable, dict) else None)]
+
+    def day_charges(self, day: dt.date) -> dict[str, tuple[Decimal, Decimal]]:
+        """Return KIS's (commission, tax) of the KST day ``day`` per stock, in whole won.
+
+        ``inquire-period-trade-profit`` (``TTTC8715R``, all pages) is the one KIS REST inquiry
+        found with the broker's own charges; its grain is a day and a stock (docs/trading-days.md
+        §5). The order history has none, so the gateway estimates each fill and trues the day's
+        estimates up to these figures once the day is over.
+
+        Raises:
+            BrokerError: the inquiry failed (e.g. not offered to this account).
+        """
+        stamp = mapping.kst_yyyymmdd(day)
+        params = {
+            **self._account_params(),
+            "SORT_DVSN": "01",
+            "INQR_STRT_DT": stamp,
+            "INQR_END_DT": stamp,
+            "CBLC_DVSN": "00",
+            "PDNO": "",
+        }
+        rows: list[dict[str, Any]] = []
+        for page in self._client.get_pages(
+            _INQUIRE_PERIOD_PROFIT, mapping.tr_id(_TR_PERIOD_PROFIT, paper=self._paper), params
+        ):
+            rows.extend(dict(r) for r in page.body.get("output1") or [] if isinstance(r, dict))
+        return {
+            symbol: charges
+            for (when, symbol), charges in mapping.parse_day_charges(rows).items()
+            if when == day
+        }
 
     # -- internals ---------------------------------------------------------------------------
 

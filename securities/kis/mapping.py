@@ -29,7 +29,6 @@ from securities.common import (
     oldest_first,
     order_number_key,
     same_order_number,
-    with_krx_charges,
 )
 
 __all__ = [
@@ -40,6 +39,7 @@ __all__ = [
     "order_cash_body",
     "parse_balance",
     "parse_ccld_rows",
+    "parse_day_charges",
     "parse_holding",
     "parse_order_ack",
     "parse_token",
@@ -327,7 +327,34 @@ def _parse_ccld_row(
         updated_at=created,
         raw=raw,
     )
-    return with_krx_charges(order, amount if filled > 0 else Decimal(0))
+    # inquire-daily-ccld reports no charges per order (output2's prsm_tlex_smtl is an estimated
+    # sum over the query): fee and tax stay unknown; inquire-period-trade-profit has the
+    # broker's figures per day and stock (parse_day_charges).
+    return order
+
+
+# inquire-period-trade-profit output1 row ([OFFICIAL] chk_inquire_period_trade_profit.py names):
+# {"trad_dt": "20261222", "pdno": "005930", "prdt_name": "삼성전자", "trad_dvsn_name": "현금",
+#  "buy_qty": "10", "buy_amt": "700000", "sll_qty": "5", "sll_amt": "355000", "fee": "157",
+#  "tl_tax": "710", "rlzt_pfls": "0", "loan_int": "0", …}
+def parse_day_charges(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[dt.date, str], tuple]:
+    """Map ``TTTC8715R`` rows to {(KST day, stock): (commission, tax)} in whole won.
+
+    ``fee`` (수수료) and ``tl_tax`` (제세금) are the broker's charges of the day's executions of
+    the stock, both sides; rows of one day and stock (e.g. per ``trad_dvsn_name``) add up.
+    """
+    found: dict[tuple[dt.date, str], tuple] = {}
+    for row in rows:
+        day_s, symbol = str(row.get("trad_dt") or "").strip(), str(row.get("pdno") or "").strip()
+        try:
+            day = dt.datetime.strptime(day_s, "%Y%m%d").date()  # noqa: DTZ007 - a KST date
+        except ValueError:
+            continue
+        fee = abs(parse_decimal(row.get("fee")) or Decimal(0))
+        tax = abs(parse_decimal(row.get("tl_tax")) or Decimal(0))
+        before = found.get((day, symbol), (Decimal(0), Decimal(0)))
+        found[(day, symbol)] = (before[0] + fee, before[1] + tax)
+    return found
 
 
 # {"pdno": "005930", "prdt_name": "삼성전자", "trad_dvsn_name": "현금", "hldg_qty": "10",

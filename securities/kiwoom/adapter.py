@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side
+from brokers import Balance, BrokerOrder, IssuedToken, OrderRequest, Position, Side, kst_date
 from securities.common import (
     LOOKBACK_DAYS,
     SecuritiesAdapterBase,
@@ -40,6 +40,11 @@ _TR_CANCEL = "kt10003"
 _TR_HOLDINGS = "kt00018"
 _TR_CASH = "kt00001"
 _TR_HISTORY = "kt00007"
+_TR_FILLS = "ka10076"
+#: How many times a day's ``kt00007`` and ``ka10076`` are read together until they agree on every
+#: order's filled quantity (a fill between the two reads); after that the orders that still
+#: disagree carry no charges and the gateway estimates them (a later read trues them up).
+_CHARGE_READS = 3
 
 
 class KiwoomAdapter(SecuritiesAdapterBase):
@@ -218,7 +223,26 @@ class KiwoomAdapter(SecuritiesAdapterBase):
             day += dt.timedelta(days=1)
 
     def _day(self, day: dt.date, *, symbol: str | None = None) -> list[BrokerOrder]:
-        """Read one KST day of ``kt00007`` (all pages, order of placement) and map it."""
+        """Read one KST day of ``kt00007`` (all pages) and, for today, the charges of ``ka10076``.
+
+        ``kt00007`` has no charges; ``ka10076`` (today's filled orders, no date parameter) gives
+        each order's ``tdy_trde_cmsn`` and ``tdy_trde_tax``, Kiwoom's own figures. They are
+        taken only where both reads show the same filled quantity (a fill may land between the
+        two reads; then both are read again, :data:`_CHARGE_READS` times in all). An earlier
+        day's orders, or one the reads never agree on, carry no charges (``fee`` None).
+        """
+        orders = self._history_day(day, symbol)
+        if day != kst_date(self._clock()) or not any(o.filled_quantity > 0 for o in orders):
+            return orders
+        for attempt in range(_CHARGE_READS):
+            charges = self._today_charges(symbol)
+            orders, agreed = mapping.with_reported_charges(orders, charges)
+            if agreed or attempt == _CHARGE_READS - 1:
+                return orders
+            orders = self._history_day(day, symbol)
+        return orders
+
+    def _history_day(self, day: dt.date, symbol: str | None) -> list[BrokerOrder]:
         body = {
             "ord_dt": day.strftime("%Y%m%d"),
             "qry_tp": "1",  # 주문순
@@ -236,3 +260,17 @@ class KiwoomAdapter(SecuritiesAdapterBase):
                 if isinstance(r, dict)
             )
         return mapping.parse_history_rows(rows, day)
+
+    def _today_charges(self, symbol: str | None) -> dict[str, mapping.Charges]:
+        """Read today's fills (``ka10076``, all pages): each order's cumulative charges."""
+        body = {
+            "stk_cd": symbol or "",
+            "qry_tp": "1" if symbol else "0",  # 1 종목 / 0 전체
+            "sell_tp": "0",
+            "ord_no": "",
+            "stex_tp": "0",
+        }
+        rows: list[dict[str, Any]] = []
+        for page in self._client.pages(_ACCOUNT_PATH, _TR_FILLS, body):
+            rows.extend(dict(r) for r in page.body.get("cntr") or [] if isinstance(r, dict))
+        return mapping.parse_fill_charges(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,21 +30,23 @@ from securities.common import (
     oldest_first,
     order_number_key,
     same_order_number,
-    with_krx_charges,
 )
 
 __all__ = [
     "ROUTES",
+    "Charges",
     "amend_body",
     "cancel_body",
     "order_body",
     "parse_balance",
+    "parse_fill_charges",
     "parse_history_rows",
     "parse_holding",
     "parse_order_ack",
     "parse_token",
     "plain_symbol",
     "same_order_number",
+    "with_reported_charges",
 ]
 
 BROKER = "KIWOOM"
@@ -275,7 +278,66 @@ def _parse_history_row(
         updated_at=created,
         raw=raw,
     )
-    return with_krx_charges(order)  # kt00007 reports no charges: the KRX rules
+    return order  # kt00007 reports no charges: ka10076 adds them (with_reported_charges)
+
+
+@dataclass(frozen=True)
+class Charges:
+    """What ``ka10076`` says of one order today: its filled quantity and charges so far (KRW)."""
+
+    filled_quantity: Decimal
+    fee: Decimal
+    tax: Decimal
+
+
+# ka10076 cntr[] row ([OFFICIAL] spec, kis_kiwoom.md §2.5):
+# {"ord_no": "0000051", "stk_nm": "삼성전자", "io_tp_nm": "-매도", "ord_pric": "70000",
+#  "ord_qty": "10", "cntr_pric": "70000", "cntr_qty": "10", "oso_qty": "0",
+#  "tdy_trde_cmsn": "105", "tdy_trde_tax": "1400", "ord_stt": "체결", "trde_tp": "보통",
+#  "orig_ord_no": "0000000", "ord_tm": "133517", "stk_cd": "005930", "stex_tp": "1", …}
+def parse_fill_charges(rows: Iterable[Mapping[str, Any]]) -> dict[str, Charges]:
+    """Map ``ka10076`` rows to each order's cumulative charges, keyed by unpadded number.
+
+    ``tdy_trde_cmsn`` (당일매매수수료) and ``tdy_trde_tax`` (당일매매세금) are the order's
+    commission and tax of today's executions, as Kiwoom charges them (trading-days.md §5). A row
+    without a number or a filled quantity says nothing and is skipped.
+    """
+    found: dict[str, Charges] = {}
+    for row in rows:
+        number = order_number_key(row.get("ord_no"))
+        filled = _zero(row.get("cntr_qty"))
+        if not number or filled <= 0:
+            continue
+        found[number] = Charges(
+            filled_quantity=filled,
+            fee=_zero(row.get("tdy_trde_cmsn")),
+            tax=_zero(row.get("tdy_trde_tax")),
+        )
+    return found
+
+
+def with_reported_charges(
+    orders: Iterable[BrokerOrder], charges: Mapping[str, Charges]
+) -> tuple[list[BrokerOrder], bool]:
+    """Give each filled order Kiwoom's charges where ``ka10076`` shows the same filled quantity.
+
+    Returns the orders and whether every filled order got them. An order whose quantities differ
+    (a fill between the two reads) or that ``ka10076`` lacks keeps ``fee``/``tax`` None: the
+    charges of that quantity are unknown, not zero.
+    """
+    out: list[BrokerOrder] = []
+    agreed = True
+    for order in orders:
+        if order.filled_quantity <= 0:
+            out.append(order)
+            continue
+        known = charges.get(order_number_key(order.broker_order_id))
+        if known is None or known.filled_quantity != order.filled_quantity:
+            agreed = False
+            out.append(replace(order, fee=None, tax=None, fee_asset=None))
+            continue
+        out.append(replace(order, fee=known.fee, tax=known.tax, fee_asset="KRW"))
+    return out, agreed
 
 
 # kt00018 acnt_evlt_remn_indv_tot[] row:

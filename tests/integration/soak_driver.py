@@ -36,7 +36,6 @@ from web_server.services.orders import poll_open_orders, reconcile_orders
 #: Statuses in which an order can be cancelled (the first three) or amended.
 OPEN = frozenset({"SUBMITTED", "PARTIALLY_FILLED", "CANCEL_PENDING"})
 AMENDABLE = frozenset({"SUBMITTED", "PARTIALLY_FILLED"})
-UNSETTLED = ("PENDING_SUBMIT", "UNKNOWN", *sorted(OPEN))
 
 ORDERS_PER_DAY = int(os.environ.get("SOAK_ORDERS_PER_DAY", "210"))
 WAVES = 10
@@ -179,12 +178,15 @@ class Soak:
         """Move every clock to ``when``; the simulators catch up (fills, lapses, held requests)."""
         if when > self.clock.now():
             self.clock.set(when)
-        for broker in self.brokers:
-            started = time.monotonic()
+        started = time.monotonic()
+
+        def catch_up(broker: Broker) -> None:
             requests.post(
                 f"{broker.sim.url}/_sim/clock", json={"advance_seconds": 0}, timeout=60
             ).raise_for_status()
-            self.timed(f"clock {broker.exchange}", started)
+
+        self.each(catch_up, self.brokers)  # the simulators catch up side by side
+        self.timed("clock", started)
 
     def later(self, seconds: float) -> None:
         self.move(self.clock.now() + dt.timedelta(seconds=seconds))
@@ -301,16 +303,35 @@ class Soak:
     def refresh(self, intents: list[Intent]) -> None:
         """Bring the intents' orders up to date with a few calls, not one per order.
 
-        The accounts' unsettled and open orders come in one listing per status; an order that
-        was open and is in none of them has moved on, and only those are read one by one.
+        Each account's orders are listed newest first (the day's fit in a page or two) until
+        every order still open on our side is seen; only an order the listing misses (none,
+        normally) is read on its own. The accounts are listed concurrently.
         """
+        wanted: dict[int, set[str]] = {}
+        for intent in intents:
+            for view in intent.views():
+                if view["status"] not in TERMINAL:
+                    wanted.setdefault(intent.broker.account_id, set()).add(view["id"])
+
+        def listing(account_id: int) -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
+            missing, cursor = set(wanted[account_id]), None
+            while missing:  # newest first: the orders still open are mostly the newest
+                params: dict[str, Any] = {"account_id": account_id, "limit": 100}
+                if cursor:
+                    params["cursor"] = cursor
+                page = self.client.get("/api/v1/orders", **params)
+                for order in page["orders"]:
+                    found[order["id"]] = order
+                    missing.discard(order["id"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            return found
+
         views: dict[str, dict[str, Any]] = {}
-        for broker in self.brokers:
-            for status in UNSETTLED:
-                page = self.client.get(
-                    "/api/v1/orders", account_id=broker.account_id, status=status, limit=500
-                )
-                views.update({o["id"]: o for o in page["orders"]})
+        for found in self.pool.map(listing, list(wanted)):
+            views.update(found)
         moved = []
         for intent in intents:
             for view in intent.views():
@@ -333,31 +354,38 @@ class Soak:
         """Replay keys in doubt; amend and cancel again what should be and is still open."""
         started = time.monotonic()
         self.each(self.place, [i for i in day_intents if i.order is None and i.refusal is None])
+        self.timed("catch_up: replay", started)
+        step = time.monotonic()
         self.refresh(day_intents)
-        if self.capabilities["amend"]:
-            self.each(
-                self.amend,
-                [
-                    i
-                    for i in day_intents
-                    if i.amend_wanted
-                    and i.order is not None
-                    and (
-                        i.amend_state == "in_doubt"
-                        or (i.amend_state is None and i.order["status"] in AMENDABLE)
-                    )
-                ],
+        self.timed("catch_up: refresh", step)
+        step = time.monotonic()
+        amends = [
+            i
+            for i in day_intents
+            if self.capabilities["amend"]
+            and i.amend_wanted
+            and i.order is not None
+            and (
+                i.amend_state == "in_doubt"
+                or (i.amend_state is None and i.order["status"] in AMENDABLE)
             )
+        ]
+        amending = {id(i) for i in amends}
+        cancels = [
+            (i, view)
+            for i in day_intents
+            if i.cancel_wanted and i.amend_state != "in_doubt" and id(i) not in amending
+            for view in i.views()
+            if view["status"] in OPEN
+        ]
+        # Amends and cancels of different intents side by side (an intent being amended is
+        # cancelled at the next round): a lost answer at one broker does not hold up the rest.
         self.each(
-            self.cancel,
-            [
-                (i, view)
-                for i in day_intents
-                if i.cancel_wanted and i.amend_state != "in_doubt"
-                for view in i.views()
-                if view["status"] in OPEN
-            ],
+            lambda job: job(),
+            [(lambda i=i: self.amend(i)) for i in amends]
+            + [(lambda item=item: self.cancel(item)) for item in cancels],
         )
+        self.timed("catch_up: amend and cancel", step)
         self.timed("catch_up", started)
 
     def faults(self, broker: Broker) -> None:

@@ -67,7 +67,8 @@ class Tally:
     repeated_numbers: int = 0
     refused: int = 0
     gateway_fills: int = 0
-    #: KIS/Kiwoom fee or tax totals within the estimate's bound but not equal (see above).
+    #: KIS orders whose fee or tax total is within 1 won a share but not equal (KIS reports
+    #: charges per day and stock only; those sums must be equal).
     estimated_charges_off: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ def audit_day(
     ledger: list[dict[str, Any]],
     gateway_fills: dict[str, list[dict[str, Any]]] | None = None,
     seen_numbers: set[str] | None = None,
+    charges_per_day: bool = False,
 ) -> Tally:
     """Compare one broker's day: the gateway's ``orders`` (API views) with the ``ledger``.
 
@@ -105,6 +107,10 @@ def audit_day(
         ledger: the simulator's ledger entries of the account from the day's start on.
         gateway_fills: the gateway's ``trade.fills`` rows by order id (None: not checked).
         seen_numbers: numbers of earlier days (KIS/Kiwoom), to count the repeated ones.
+        charges_per_day: the broker reports its charges per day and stock only (KIS
+            ``inquire-period-trade-profit``): those sums must match exactly, each order's within
+            the estimate's bound. Otherwise (Kiwoom ``ka10076``, the crypto venues) every
+            order's charges must match exactly.
     """
     tally = Tally(orders=len(orders))
     placed = [e for e in ledger if e["kind"] == "order_placed"]
@@ -145,6 +151,7 @@ def audit_day(
     )
     tally.duplicates = sum(n - 1 for n in by_fields.values() if n > 1)
     bound: Counter = Counter()
+    day_charges: dict[str, list[Decimal]] = {}  # symbol: gateway fee, tax; broker fee, tax
     for order in orders:
         tally.amends += order.get("replaces_order_id") is not None
         status = order["status"]
@@ -173,8 +180,26 @@ def audit_day(
             tally.problems.append(f"{order['id']}: gateway {want} vs broker {got}")
         _compare_fills(order, entry, fills.get(key, []), closed.get(key), tally)
         if gateway_fills is not None:
-            _compare_fill_rows(order, fills.get(key, []), gateway_fills.get(order["id"], []), tally)
+            rows = gateway_fills.get(order["id"], [])
+            _compare_fill_rows(order, fills.get(key, []), rows, tally, estimated=charges_per_day)
+            per_symbol = day_charges.setdefault(order["symbol"], [Decimal(0)] * 4)
+            for n, value in enumerate(
+                (
+                    sum((Decimal(str(r["fee"] or 0)) for r in rows), Decimal(0)),
+                    sum((Decimal(str(r["tax"] or 0)) for r in rows), Decimal(0)),
+                    sum((Decimal(f["fee"]) for f in fills.get(key, [])), Decimal(0)),
+                    sum((Decimal(f["tax"]) for f in fills.get(key, [])), Decimal(0)),
+                )
+            ):
+                per_symbol[n] += value
     tally.duplicates += sum(n - 1 for n in bound.values() if n > 1)
+    if charges_per_day:  # the broker's grain: the day's charges per stock, exactly
+        for symbol, (fee, tax, broker_fee, broker_tax) in sorted(day_charges.items()):
+            if (fee, tax) != (broker_fee, broker_tax):
+                tally.problems.append(
+                    f"day charges of {symbol}: gateway fee {fee} tax {tax}"
+                    f" vs broker fee {broker_fee} tax {broker_tax}"
+                )
     # Lost: a broker order no gateway order is bound to.
     for key, entry in broker_orders.items():
         if key not in bound:
@@ -219,18 +244,22 @@ def _compare_fill_rows(
     broker: list[dict[str, Any]],
     rows: list[dict[str, Any]],
     tally: Tally,
+    *,
+    estimated: bool,
 ) -> None:
-    """The gateway's fills of one order against the broker's: quantities, fees, taxes, keys."""
+    """The gateway's fills of one order against the broker's: quantities, fees, taxes, keys.
+
+    ``estimated``: the broker reports charges per day and stock only (KIS; audit_day checks
+    those sums exactly), so an order's own share is the gateway's: its per-fill KRX-rule
+    estimate (at most k − 1 won high for a fill spanning k executions) less its part of the
+    day's true-up (at most quantity − 1 won per fill, ``fills._spread``) — within 1 won per
+    share either way. Otherwise (the broker reports each order's charges) they must be equal.
+    """
 
     def total(items: list[dict[str, Any]], name: str) -> Decimal:
         return sum((Decimal(str(i[name] or 0)) for i in items), Decimal(0))
 
-    # KIS and Kiwoom order histories report no charges: the gateway estimates them by the KRX
-    # rule on the cumulative figures it reads (its fills are keyed "cum:"), while the simulator
-    # truncates per execution. The estimate may differ by at most 1 won per execution; anything
-    # more is a problem. Brokers that report their charges must match exactly.
-    estimated = bool(rows) and rows[0]["broker_fill_key"].startswith("cum:")
-    allowed = Decimal(len(broker)) if estimated else Decimal(0)
+    allowed = total(broker, "quantity") if estimated else Decimal(0)
     if total(rows, "quantity") != total(broker, "quantity"):
         tally.problems.append(
             f"{order['id']}: fills' quantity {total(rows, 'quantity')}"

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from brokers import Side
+from brokers.krx import KRX_COMMISSION_RATE, krx_charges
 from tests.integration.venues_support import (
     close_venue,
     open_venue,
@@ -21,7 +23,9 @@ from tests.integration.venues_support import (
     post,
     run_job,
 )
+from web_server.models import Fill
 from web_server.services.orders import poll_open_orders, reconcile_orders
+from web_server.services.orders.fills import _spread
 
 
 @pytest.fixture
@@ -101,6 +105,70 @@ def test_kiwoom_partial_fills_are_increments_written_once(app, client, api_heade
     assert Decimal(order["fee_total"]) == _sum(ledger, "fee")
     assert Decimal(order["tax_total"]) == _sum(ledger, "tax") == 0  # a buy pays no tax
     assert Decimal(order["average_fill_price"]) == price
+
+
+def _price_truncated_per_share(venue) -> Decimal:
+    """A price on every KRX tick near the market whose 1-share commission has >= 1/3 won cut off.
+
+    Three executions of one share then pay at least 1 won less than one execution of three
+    (truncation per execution): the KRX-rule estimate of a fill that spans them is off.
+    """
+    k = int(venue.price() / 1000)
+    while (Decimal(k * 1000) * KRX_COMMISSION_RATE) % 1 < Decimal(1) / 3:
+        k += 1
+    return Decimal(k * 1000)
+
+
+def _three_executions(venue, client, api_headers, side: str, key: str) -> str:
+    """Place ``side`` 3 at a price filled one share per step; return the order id once all 3
+    executed at the broker (before the gateway read any of it)."""
+    price = _price_truncated_per_share(venue)
+    venue.pin(price, liquidity="1")
+    placed = post(client, api_headers, "/api/v1/orders", order_body(venue, side, "3", price), key)
+    assert placed.status_code == 201, placed.get_json()
+    order_id = placed.get_json()["id"]
+    broker_id = _order(client, api_headers, order_id)["broker_order_id"]
+    for _ in range(10):
+        if len(_ledger_fills(venue, broker_id)) >= 3:
+            break
+        venue.advance(30)
+    assert len(_ledger_fills(venue, broker_id)) == 3
+    return order_id
+
+
+@pytest.mark.parametrize("venue", ["KIWOOM"], indirect=True)
+def test_kiwoom_fills_carry_kiwooms_own_charges(app, client, api_headers, venue):
+    order_id = _three_executions(venue, client, api_headers, "SELL", "kw-charges")
+    _settle_twice(app)
+    order = _order(client, api_headers, order_id)
+    ledger = _ledger_fills(venue, order["broker_order_id"])
+    # One fill seen for three executions: the KRX rule on its amount would be 1 won off; the
+    # gateway records Kiwoom's ka10076 figures instead, equal to the ledger's to the won.
+    assert [(f["key"], f["quantity"]) for f in order["fills"]] == [("cum:3", "3")]
+    amount = _sum(ledger, "quantity") * Decimal(order["average_fill_price"])
+    estimate = krx_charges(Side.SELL, amount)
+    assert Decimal(order["fee_total"]) == _sum(ledger, "fee") != estimate[0]
+    assert Decimal(order["tax_total"]) == _sum(ledger, "tax") > 0
+    assert _sum(order["fills"], "fee") == _sum(ledger, "fee")
+
+
+@pytest.mark.parametrize("venue", ["KIS"], indirect=True)
+def test_kis_charges_are_trued_up_to_the_brokers_day_figures(app, client, api_headers, venue):
+    order_id = _three_executions(venue, client, api_headers, "SELL", "kis-charges")
+    _settle_twice(app)
+    order = _order(client, api_headers, order_id)
+    ledger = _ledger_fills(venue, order["broker_order_id"])
+    # During the day: KIS's history has no charges, the fill carries the KRX-rule estimate.
+    assert Decimal(order["fee_total"]) > _sum(ledger, "fee")
+    venue.advance(15 * 3600)  # past KST midnight: the day is over
+    counts = run_job(app, poll_open_orders)
+    assert counts.get("charges_trued_up") == 1, counts
+    order = _order(client, api_headers, order_id)
+    # inquire-period-trade-profit's per-(day, stock) figures, which the ledger's fills add up to.
+    assert Decimal(order["fee_total"]) == _sum(ledger, "fee")
+    assert Decimal(order["tax_total"]) == _sum(ledger, "tax") > 0
+    assert _sum(order["fills"], "fee") == _sum(ledger, "fee")
+    assert "charges_trued_up" not in run_job(app, poll_open_orders)  # once per day's fills
 
 
 @pytest.mark.parametrize("venue", ["UPBIT"], indirect=True)
@@ -191,3 +259,16 @@ def test_a_filled_order_whose_answer_was_lost_gets_its_fills_once(app, client, a
     assert Decimal(order["fills"][0]["quantity"]) == Decimal(quantity)
     assert Decimal(order["fee_total"]) == _sum(ledger, "fee") > 0
     assert len(venue.ledger("order_placed")) == 1
+
+
+def test_a_days_true_up_takes_back_no_more_than_each_fills_estimate_could_be_off():
+    def fill(quantity: int) -> Fill:
+        return Fill(quantity=Decimal(quantity), price=Decimal(70000))
+
+    fills = [fill(1), fill(5), fill(3)]
+    # Estimates 3 won too high: a one-share fill was exact (nothing taken), the others give in
+    # proportion to quantity − 1, never more than that.
+    assert _spread(Decimal(-3), fills) == [0, -2, -1]
+    assert _spread(Decimal(-9), fills) == [0, -6, -3]  # 6 within the bounds, 3 by amount
+    assert _spread(Decimal(2), fills) == [0, 1, 1]  # the broker charged more: by amount
+    assert _spread(Decimal(0), fills) == [0, 0, 0]

@@ -26,8 +26,10 @@ Capabilities still being built (issue 11 items 6 and 9) are checked only when th
 document has them, and the test prints which were and were not checked.
 
 Scale and time: ``SOAK_ORDERS_PER_DAY`` (default 210, the issue's "at least 200") and
-``SOAK_SEED``. On the 2-core machine with other suites running the default takes about 8 minutes
-(4,592 orders, 2,254 cancels, 392 amends through two gunicorn workers); 40 a day about 4.
+``SOAK_SEED``. On the 2-core machine with other suites running the default takes about 5 minutes
+(about 4,580 orders, 2,230 cancels, 390 amends through two gunicorn workers): the accounts are
+polled and reconciled side by side, the orders are listed per account instead of read one by
+one, amends and cancels go out together, and a lost answer costs the 1 s broker timeout.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def soak(app, client, api_headers, database_url, base_config, tmp_path, monkeypa
     limits = {name: FAST for name in LIMITS}
     monkeypatch.setitem(app.config, "TOKEN_ISSUE_INTERVAL_SECONDS", {"KIS": 0, "KIWOOM": 0})
     monkeypatch.setitem(app.config, "TOKEN_ISSUE_MARGIN_SECONDS", 0)
-    monkeypatch.setitem(app.config, "BROKER_TIMEOUT_SECONDS", 2.0)
+    # A lost answer (the simulators' ``late`` fault holds the request) costs the caller this
+    # long, on the critical path of every wave: 1 s is still 10-100 times a normal call.
+    monkeypatch.setitem(app.config, "BROKER_TIMEOUT_SECONDS", 1.0)
     monkeypatch.setitem(app.config, "RATE_LIMITS", limits)
     app.extensions.pop("gateway.rate_limiter", None)
     gateway_clock.install(app, clock.now)
@@ -103,7 +107,7 @@ def soak(app, client, api_headers, database_url, base_config, tmp_path, monkeypa
             "GATEWAY_ENCRYPTION_KEYS": base_config["ENCRYPTION_KEYS"],
             "GATEWAY_ENV": "test",
             "GATEWAY_LOG_LEVEL": "WARNING",
-            "GATEWAY_BROKER_TIMEOUT_SECONDS": "2",
+            "GATEWAY_BROKER_TIMEOUT_SECONDS": "1",
             "GATEWAY_TOKEN_ISSUE_INTERVAL_SECONDS__KIS": "0",
             "GATEWAY_TOKEN_ISSUE_INTERVAL_SECONDS__KIWOOM": "0",
             "GATEWAY_TOKEN_ISSUE_MARGIN_SECONDS": "0",
@@ -239,6 +243,7 @@ def _audit(soak: Soak, psql, broker: Broker, day: dt.date, mine: list, kills: in
         ledger=ledger + faults,
         gateway_fills=_gateway_fills(psql, broker) if soak.capabilities["fills"] else None,
         seen_numbers=broker.seen_numbers if broker.securities else None,
+        charges_per_day=broker.exchange == "KIS",
     )
     unresolved = [i.key for i in mine if i.order is None and i.refusal is None]
     tally.lost += len(unresolved)
@@ -287,7 +292,8 @@ def _print_problems(problems: list[str]) -> None:
 def test_five_trading_days_on_four_brokers_with_faults_and_killed_workers(soak, psql):
     started = time.monotonic()
     capabilities = soak.capabilities = capabilities_of(soak.client)
-    killer = Killer(soak.gateway, random.Random(SEED + 1), every=(4.0, 10.0))
+    # A kill every 2-5 s of the waves: about as many kills a day as when a day took twice as long.
+    killer = Killer(soak.gateway, random.Random(SEED + 1), every=(2.0, 5.0))
     calendar = TradingCalendar.xkrx()
     assert [calendar.is_trading_day(d) for d in DAYS] == [True] * 5
     gap = [DAYS[2] + dt.timedelta(days=n) for n in range(1, 4)]

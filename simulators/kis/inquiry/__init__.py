@@ -9,14 +9,16 @@ uses the filters of its first page (the official daily-ccld sample shuffles them
 
 The routes by concern: :mod:`~simulators.kis.inquiry.balance` (inquire-balance,
 inquire-psbl-order, inquire-psbl-sell), :mod:`~simulators.kis.inquiry.history` (inquire-daily-ccld,
-inquire-psbl-rvsecncl) and :mod:`~simulators.kis.inquiry.quotes` (inquire-price); what they share
-(paging, messages) is in :mod:`~simulators.kis.inquiry.conventions`.
+inquire-psbl-rvsecncl), :mod:`~simulators.kis.inquiry.profit` (inquire-period-trade-profit, the
+broker's charges per day and stock) and :mod:`~simulators.kis.inquiry.quotes` (inquire-price);
+what they share (paging, messages) is in :mod:`~simulators.kis.inquiry.conventions`.
 """
 
 from flask import Blueprint
 
 from simulators.kis.inquiry.balance import register_balance_routes
 from simulators.kis.inquiry.history import register_history_routes
+from simulators.kis.inquiry.profit import register_profit_routes
 from simulators.kis.inquiry.quotes import register_quote_routes
 from simulators.kis.protocol import KisContext
 
@@ -28,5 +30,6 @@ def create_inquiry_blueprint(ctx: KisContext) -> Blueprint:
     bp = Blueprint("kis_inquiry", __name__)
     register_balance_routes(bp, ctx)
     register_history_routes(bp, ctx)
+    register_profit_routes(bp, ctx)
     register_quote_routes(bp, ctx)
     return bp

@@ -83,23 +83,26 @@ def register_history_routes(bp: Blueprint, ctx: KisContext) -> None:
         today = kst_now(ctx).date()
         start_day = _parse_day(start_s, "INQR_STRT_DT", today)
         end_day = _parse_day(end_s, "INQR_END_DT", today)
-        rows = _ccld_rows(ctx, credential, start_day, end_day, side_s, pdno, ccld, odno)
-        rows.sort(key=lambda r: (r["ord_dt"], r["ord_tmd"], r["odno"]), reverse=order_s != "01")
-        total_qty = sum((Decimal(r["ord_qty"]) for r in rows), Decimal(0))
-        ccld_qty = sum((Decimal(r["tot_ccld_qty"]) for r in rows), Decimal(0))
-        ccld_amt = sum((Decimal(r["tot_ccld_amt"]) for r in rows), Decimal(0))
+        # Rows are built only for the page asked for: sorting and the summary need only the
+        # orders' own figures, and a poller pages through thousands of rows of a day.
+        items = _ccld_items(ctx, credential, start_day, end_day, side_s, pdno, ccld, odno)
+        items.sort(key=_sort_key, reverse=order_s != "01")
+        total_qty = sum((_figures(i)[0] for i in items), Decimal(0))
+        ccld_qty = sum((_figures(i)[1] for i in items), Decimal(0))
+        ccld_amt = sum((_figures(i)[2] for i in items), Decimal(0))
         filters = "^".join([start_s, end_s, side_s, pdno, ccld, order_s, odno]) + "^"
-        chunk, cursors, letter = page(ctx, rows, ctx.ccld_page_size, filters)
+        chunk_items, cursors, letter = page(ctx, items, ctx.ccld_page_size, filters)
+        chunk = [_item_row(ctx, i) for i in chunk_items]
         summary = {
             "tot_ord_qty": krw(total_qty),
             "tot_ccld_qty": krw(ccld_qty),
             "tot_ccld_amt": krw(ccld_amt),
-            "prsm_tlex_smtl": krw(sum((Decimal(r["_fees"]) for r in rows), Decimal(0))),
+            "prsm_tlex_smtl": krw(sum((_figures(i)[3] for i in items), Decimal(0))),
             "pchs_avg_pric": str((ccld_amt / ccld_qty).quantize(Decimal("0.0001")))
             if ccld_qty
             else "0.0000",
         }
-        output1 = [{k: v for k, v in r.items() if not k.startswith("_")} for r in chunk]
+        output1 = chunk
         msg = page_message(ctx, letter)
         return paged(ok({**cursors, "output1": output1, "output2": summary}, *msg), letter)
 
@@ -130,7 +133,7 @@ def _division_code(order: Order) -> str:
     return "00" if order.order_type is OrderType.LIMIT else "01"
 
 
-def _ccld_rows(
+def _ccld_items(
     ctx: KisContext,
     credential: Credential,
     start_day: date,
@@ -139,10 +142,11 @@ def _ccld_rows(
     pdno: str,
     ccld: str,
     odno: str,
-) -> list[dict[str, str]]:
+) -> list[Order | CancelRecord]:
+    """The orders and cancels the query selects (rows are built per page: :func:`_item_row`)."""
     engine = ctx.state.engine
     wanted_side = {"01": Side.SELL, "02": Side.BUY}.get(side_s)
-    rows: list[dict[str, str]] = []
+    items: list[Order | CancelRecord] = []
     for order in engine.orders(
         credential.account_id, start_date=start_day, end_date=end_day, symbol=pdno or None
     ):
@@ -154,7 +158,7 @@ def _ccld_rows(
             continue
         if odno and odno.zfill(10) != order.order_no:
             continue
-        rows.append(_ccld_order_row(ctx, order))
+        items.append(order)
     if ccld != "01":
         for cancel in _cancels(ctx, credential.account_id, start_day, end_day):
             if (pdno and cancel.symbol != pdno) or (
@@ -163,8 +167,33 @@ def _ccld_rows(
                 continue
             if odno and odno.zfill(10) != cancel.odno:
                 continue
-            rows.append(_ccld_cancel_row(ctx, cancel))
-    return rows
+            items.append(cancel)
+    return items
+
+
+def _sort_key(item: Order | CancelRecord) -> tuple[str, str, str]:
+    """(``ord_dt``, ``ord_tmd``, ``odno``) of the item's row."""
+    if isinstance(item, CancelRecord):
+        return _kst_date(item.time), _kst_time(item.time), item.odno
+    return _kst_date(item.created_at), _kst_time(item.created_at), item.order_no
+
+
+def _figures(item: Order | CancelRecord) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """The row's (``ord_qty``, ``tot_ccld_qty``, ``tot_ccld_amt``, charges) for ``output2``."""
+    if isinstance(item, CancelRecord):
+        return Decimal(item.quantity), Decimal(0), Decimal(0), Decimal(0)
+    return (
+        Decimal(item.quantity or 0),
+        item.filled_quantity,
+        item.filled_notional,
+        item.fees + item.taxes,
+    )
+
+
+def _item_row(ctx: KisContext, item: Order | CancelRecord) -> dict[str, str]:
+    if isinstance(item, CancelRecord):
+        return _ccld_cancel_row(ctx, item)
+    return _ccld_order_row(ctx, item)
 
 
 def _cancels(
@@ -253,7 +282,6 @@ def _ccld_order_row(ctx: KisContext, order: Order) -> dict[str, str]:
         "cnc_cfrm_qty": krw(cancelled),
         "rmn_qty": krw(_shown_remaining(ctx, order)),
         "excg_id_dvsn_cd": str(order.extra.get("exchange", "KRX")),
-        "_fees": krw(order.fees + order.taxes),
     }
 
 
@@ -279,7 +307,6 @@ def _ccld_cancel_row(ctx: KisContext, cancel: CancelRecord) -> dict[str, str]:
         "cnc_cfrm_qty": krw(cancel.quantity),
         "rmn_qty": "0",
         "excg_id_dvsn_cd": "KRX",
-        "_fees": "0",
     }
 
 

@@ -253,3 +253,21 @@ def test_balance_prefers_orderable_cash() -> None:
     )
     fallback = mapping.parse_balance(summary, None)
     assert fallback.available == Decimal(1000000) and fallback.locked == 0
+
+
+def test_period_trade_profit_rows_give_charges_per_day_and_stock() -> None:
+    rows = [
+        {"trad_dt": "20261222", "pdno": "005930", "fee": "157", "tl_tax": "710"},
+        {"trad_dt": "20261222", "pdno": "005930", "fee": "3", "tl_tax": "0"},  # added up
+        {"trad_dt": "20261222", "pdno": "000660", "fee": "12", "tl_tax": "0"},
+        {"trad_dt": "", "pdno": "005930", "fee": "99", "tl_tax": "99"},  # no date: skipped
+    ]
+    assert mapping.parse_day_charges(rows) == {
+        (dt.date(2026, 12, 22), "005930"): (Decimal(160), Decimal(710)),
+        (dt.date(2026, 12, 22), "000660"): (Decimal(12), Decimal(0)),
+    }
+
+
+def test_history_rows_report_no_charges() -> None:
+    (order,) = mapping.parse_ccld_rows([_ROW])
+    assert order.fee is None and order.tax is None

@@ -232,3 +232,53 @@ def test_an_amended_order_cancelled_later_is_still_an_order() -> None:
         ("0000051", OrderStatus.CANCELLED),
     ]
     assert orders[1].raw["cancel_rows"][0]["ord_no"] == "0000052"
+
+
+def _history_order(number: str, filled: str) -> object:
+    (order,) = mapping.parse_history_rows(
+        [
+            {
+                "ord_no": number,
+                "stk_cd": "A005930",
+                "trde_tp": "보통",
+                "ord_qty": "0000000010",
+                "ord_uv": "0000070000",
+                "acpt_tp": "접수",
+                "ord_tm": "13:05:43",
+                "ori_ord": "0000000",
+                "io_tp_nm": "현금매도",
+                "cntr_qty": filled,
+                "cntr_uv": "0000070000",
+                "ord_remnq": "0000000006",
+            }
+        ],
+        dt.date(2024, 11, 6),
+    )
+    return order
+
+
+def test_kt00007_orders_carry_no_charges_and_ka10076_gives_kiwooms() -> None:
+    order = _history_order("0000050", "0000000004")
+    assert order.fee is None and order.tax is None  # kt00007 has none: not zero, unknown
+    charges = mapping.parse_fill_charges(
+        [
+            {"ord_no": "0000050", "cntr_qty": "4", "tdy_trde_cmsn": "40", "tdy_trde_tax": "560"},
+            {"ord_no": "0000051", "cntr_qty": "0", "tdy_trde_cmsn": "0", "tdy_trde_tax": "0"},
+        ]
+    )
+    assert set(charges) == {"50"}
+    (priced,), agreed = mapping.with_reported_charges([order], charges)
+    assert agreed
+    assert (priced.fee, priced.tax, priced.fee_asset) == (Decimal(40), Decimal(560), "KRW")
+
+
+def test_charges_of_another_filled_quantity_are_not_taken() -> None:
+    # ka10076 read after a further fill: its charges belong to 5 shares, the order shows 4.
+    order = _history_order("0000050", "0000000004")
+    charges = mapping.parse_fill_charges(
+        [{"ord_no": "0000050", "cntr_qty": "5", "tdy_trde_cmsn": "52", "tdy_trde_tax": "700"}]
+    )
+    (unpriced,), agreed = mapping.with_reported_charges([order], charges)
+    assert not agreed and unpriced.fee is None and unpriced.tax is None
+    (missing,), agreed = mapping.with_reported_charges([order], {})
+    assert not agreed and missing.fee is None

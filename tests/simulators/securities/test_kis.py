@@ -498,3 +498,35 @@ def test_sim_accounts_validates_the_kis_body(start_sim: Any) -> None:
         json={"app_key": KIS_KEY, "app_secret": KIS_SECRET, "account_number": "1234", "cash": "1"},
     )
     assert r.status_code == 400
+
+
+PROFIT = "/uapi/domestic-stock/v1/trading/inquire-period-trade-profit"
+
+
+def test_period_trade_profit_gives_the_ledgers_charges_per_day_and_stock(
+    kis_sim: Sim, token: str
+) -> None:
+    kis_sim.pin("005930", 250500)
+    assert order(kis_sim, token, ORD_QTY="2", ORD_UNPR="250500").json()["rt_cd"] == "0"
+    sell = order(kis_sim, token, "TTTC0011U", ORD_QTY="3", ORD_UNPR="250500")
+    assert sell.json()["rt_cd"] == "0"
+    fills = kis_sim.ledger("fill")
+    assert len(fills) == 2
+    day = START.astimezone(KST).strftime("%Y%m%d")
+    params = account_params(
+        SORT_DVSN="01", INQR_STRT_DT=day, INQR_END_DT=day, CBLC_DVSN="00", PDNO=""
+    )
+    r = kis_sim.http.get(
+        f"{kis_sim.url}{PROFIT}",
+        params={**params, "CTX_AREA_FK100": "", "CTX_AREA_NK100": ""},
+        headers=headers(token, "TTTC8715R"),
+        timeout=TIMEOUT,
+    )
+    body = r.json()
+    assert body["rt_cd"] == "0", body
+    (row,) = body["output1"]
+    assert (row["trad_dt"], row["pdno"]) == (day, "005930")
+    assert (row["buy_qty"], row["sll_qty"]) == ("2", "3")
+    assert Decimal(row["fee"]) == sum(Decimal(f["fee"]) for f in fills) > 0
+    assert Decimal(row["tl_tax"]) == sum(Decimal(f["tax"]) for f in fills) > 0
+    assert body["output2"]["tot_fee"] == row["fee"]

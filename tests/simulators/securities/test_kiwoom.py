@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -290,3 +291,24 @@ def test_fills_appear_in_ka10076(kw: Sim, token: str) -> None:
     row = fills.json()["cntr"][0]
     assert row["cntr_qty"] == "2" and row["cntr_pric"] == "250000" and row["ord_stt"] == "체결"
     assert kw.ledger("fill")[0]["quantity"] == "2"
+
+
+def test_ka10076_charges_are_the_ledgers_to_the_won(kw: Sim, token: str) -> None:
+    # Two executions of one share each (liquidity 1 a step): their charges add up per order.
+    kw.http.post(
+        f"{kw.url}/_sim/prices",
+        json={"symbol": "005930", "price": "250500", "liquidity": "1"},
+        timeout=TIMEOUT,
+    ).raise_for_status()
+    order_no = buy(kw, token, ord_uv="250500", ord_qty="2").json()["ord_no"]
+    for _ in range(10):
+        if len(kw.ledger("fill")) == 2:
+            break
+        kw.advance(30)
+    fills = [f for f in kw.ledger("fill") if f["order_no"] == order_no]
+    assert len(fills) == 2
+    body = {"qry_tp": "0", "sell_tp": "0", "stex_tp": "0"}
+    (row,) = call(kw, token, ACNT, "ka10076", body).json()["cntr"]
+    assert row["cntr_qty"] == "2"
+    assert Decimal(row["tdy_trde_cmsn"]) == sum(Decimal(f["fee"]) for f in fills) == 2 * 37
+    assert Decimal(row["tdy_trde_tax"]) == 0  # a buy pays no tax

@@ -31,21 +31,29 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import select, text
+from flask import current_app
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from brokers import BrokerOrder
+from brokers import BrokerOrder, kst_date
 from brokers.statuses import OPEN_STATUSES, OrderStatus
 from web_server.errors import OrderNotFound, is_database_unavailable
 from web_server.extensions import db
 from web_server.locks import lock_key
-from web_server.models import Account, CryptoMarket, Order
+from web_server.models import Account, CryptoMarket, Fill, Order
 from web_server.services import clock
 from web_server.services.brokers import adapter_for
 from web_server.services.orders.cancel import cancel_recheck
-from web_server.services.orders.fills import complete
+from web_server.services.orders.fills import (
+    batch_fills,
+    broker_charges_enabled,
+    complete,
+    flush_fills,
+    true_up_day,
+)
 from web_server.services.orders.lifecycle import (
     apply_answer,
     broker_identity,
@@ -87,6 +95,8 @@ def open_order_rows(session: Session, *, account_id: int | None = None) -> list[
             Order.crypto_market_id,
             Order.status,
             Order.filled_quantity,
+            Order.fee_total,
+            Order.tax_total,
         )
         .where(Order.status.in_(_OPEN), Order.attention.is_(None))
         .order_by(Order.account_id, Order.created_ts)
@@ -109,31 +119,154 @@ def poll_open_orders(now: dt.datetime | None = None) -> dict[str, int]:
         wanted = {r.account_id for r in rows}
         accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(wanted)))}
         session.expunge_all()
+    groups = {
+        account_id: list(group)
+        for account_id, group in itertools.groupby(rows, key=lambda r: r.account_id)
+    }
     counts: dict[str, int] = {}
-    for account_id, group in itertools.groupby(rows, key=lambda r: r.account_id):
-        orders = list(group)
-        account = accounts[account_id]
-        try:
-            lookup = _account_reader(account, orders, now)
-        except Exception as exc:  # noqa: BLE001 - one broker's failure must not stop the others
-            log.warning("poll: account %s unreadable (%s)", account_id, type(exc).__name__)
-            counts["unreadable"] = counts.get("unreadable", 0) + len(orders)
+    for found in per_account(
+        groups, lambda account_id, orders: _poll_account(accounts[account_id], orders, now)
+    ):
+        for outcome, n in found.items():
+            counts[outcome] = counts.get(outcome, 0) + n
+    trued = true_up_charges(now)
+    if trued:
+        counts["charges_trued_up"] = trued
+    return counts
+
+
+#: How many past KST days the charges true-up looks back over (a fill recorded late still gets
+#: the broker's figures; KIS keeps them far longer).
+TRUE_UP_DAYS = 7
+#: (account, KST day) → (fills, quantity) when its charges were last trued up in this process: a
+#: day is asked about again only when a fill was added since. A restart asks once more, which
+#: changes nothing when the figures already agree.
+_trued: dict[tuple[int, dt.date], tuple[int, Any]] = {}
+
+
+def true_up_charges(now: dt.datetime) -> int:
+    """True the estimated charges of each finished KST day up to the broker's own figures.
+
+    For the securities accounts whose adapter reads charges per day (KIS ``day_charges``:
+    ``inquire-period-trade-profit``, per day and stock), each day of the last
+    :data:`TRUE_UP_DAYS` with fills, once it is over (KST), once per change of its fills. One
+    transaction per account-day under its orders' advisory locks; a busy order or a failed read
+    leaves the day for the next pass. Returns how many fills changed.
+    """
+    if not broker_charges_enabled():
+        return 0
+    today = kst_date(now)
+    changed = 0
+    with Session(db.engine) as session:
+        accounts = session.scalars(
+            select(Account).where(
+                Account.account_type == "SECURITIES_STOCK", Account.is_active.is_(True)
+            )
+        ).all()
+        session.expunge_all()
+    for account in accounts:
+        adapter = adapter_for(account)
+        read = getattr(adapter, "day_charges", None)
+        if read is None:
+            continue  # the broker reports charges per order (Kiwoom): nothing to true up
+        for day, signature in _days_with_fills(account.id, today):
+            if _trued.get((account.id, day)) == signature:
+                continue
+            try:
+                charges = read(day)
+            except Exception as exc:  # noqa: BLE001 - the estimates stand until the next pass
+                log.warning("true-up: account %s %s unreadable (%s)", account.id, day, exc)
+                continue
+            done = _true_up_account_day(account.id, day, charges)
+            if done is not None:
+                changed += done
+                _trued[(account.id, day)] = signature
+    return changed
+
+
+def _days_with_fills(account_id: int, today: dt.date) -> list[tuple[dt.date, tuple[int, Any]]]:
+    """The account's finished KST days with stock fills: (day, (fills, quantity)), oldest first."""
+    with Session(db.engine) as session:
+        rows = session.execute(
+            select(Order.broker_order_date, func.count(Fill.fill_id), func.sum(Fill.quantity))
+            .join(Fill, Fill.order_id == Order.id)
+            .where(
+                Order.account_id == account_id,
+                Order.broker_order_date >= today - dt.timedelta(days=TRUE_UP_DAYS),
+                Order.broker_order_date < today,
+            )
+            .group_by(Order.broker_order_date)
+            .order_by(Order.broker_order_date)
+        ).all()
+    return [(day, (int(n), quantity)) for day, n, quantity in rows]
+
+
+def _true_up_account_day(account_id: int, day: dt.date, charges: dict[str, Any]) -> int | None:
+    """Apply the broker's day figures in one transaction; None when an order was busy."""
+    with Session(db.engine, expire_on_commit=False) as session, session.begin():
+        ids = session.scalars(
+            select(Order.id).where(Order.account_id == account_id, Order.broker_order_date == day)
+        ).all()
+        keys = [lock_key("order", str(i)) for i in ids]
+        got = session.execute(
+            text(
+                "SELECT count(*) FROM unnest(CAST(:keys AS bigint[])) k"
+                " WHERE pg_try_advisory_xact_lock(k)"
+            ),
+            {"keys": keys},
+        ).scalar_one()
+        if got != len(keys):
+            return None  # a writer holds one of them: the next pass
+        orders = session.scalars(select(Order).where(Order.id.in_(ids)).with_for_update()).all()
+        return true_up_day(session, orders, charges)
+
+
+def per_account(groups: Mapping[Any, Any], work: Callable[[Any, Any], Any]) -> list[Any]:
+    """Run ``work(account_id, items)`` for each account, several accounts at a time.
+
+    The accounts' brokers answer independently, so one slow broker (or one with thousands of
+    open orders) does not hold the others' pass up. Each account's items stay in order, in one
+    thread with an app context of its own. ``ORDERS_JOB_ACCOUNT_WORKERS`` (default 4) bounds
+    the threads, and so the database connections the job takes.
+    """
+    if not groups:
+        return []
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    workers = max(1, int(app.config.get("ORDERS_JOB_ACCOUNT_WORKERS", 4)))
+    if workers == 1 or len(groups) == 1:
+        return [work(key, items) for key, items in groups.items()]
+
+    def run(key: Any) -> Any:
+        with app.app_context():
+            return work(key, groups[key])
+
+    with ThreadPoolExecutor(min(workers, len(groups)), thread_name_prefix="orders-job") as pool:
+        return list(pool.map(run, list(groups)))
+
+
+def _poll_account(account: Account, orders: list[Any], now: dt.datetime) -> dict[str, int]:
+    """Poll one account's open orders: one broker read, then batches of the changed ones."""
+    counts: dict[str, int] = {}
+    try:
+        lookup = _account_reader(account, orders, now)
+    except Exception as exc:  # noqa: BLE001 - one broker's failure must not stop the others
+        log.warning("poll: account %s unreadable (%s)", account.id, type(exc).__name__)
+        return {"unreadable": len(orders)}
+    work: list[tuple[Any, _Answer]] = []
+    for row in orders:
+        if _unchanged(row, lookup, now):
+            counts["unchanged"] = counts.get("unchanged", 0) + 1
             continue
-        work: list[tuple[Any, _Answer]] = []
-        for row in orders:
-            if _unchanged(row, lookup, now):
-                counts["unchanged"] = counts.get("unchanged", 0) + 1
-                continue
-            try:  # broker calls happen here, outside any transaction
-                answer = _answer_for(row, lookup, now)
-            except Exception as exc:  # noqa: BLE001 - one bad order must not stop the job
-                log.warning("order %s: unreadable (%s)", row.id, type(exc).__name__)
-                counts["unreadable"] = counts.get("unreadable", 0) + 1
-                continue
-            work.append((row.id, answer))
-        for start in range(0, len(work), BATCH):
-            for outcome, n in _settle_batch(work[start : start + BATCH], now).items():
-                counts[outcome] = counts.get(outcome, 0) + n
+        try:  # broker calls happen here, outside any transaction
+            answer = _answer_for(row, lookup, now)
+        except Exception as exc:  # noqa: BLE001 - one bad order must not stop the job
+            log.warning("order %s: unreadable (%s)", row.id, type(exc).__name__)
+            counts["unreadable"] = counts.get("unreadable", 0) + 1
+            continue
+        work.append((row.id, answer))
+    for start in range(0, len(work), BATCH):
+        for outcome, n in _settle_batch(work[start : start + BATCH], now).items():
+            counts[outcome] = counts.get(outcome, 0) + n
     return counts
 
 
@@ -151,7 +284,17 @@ def _unchanged(row: Any, lookup: Lookup, now: dt.datetime) -> bool:
         answer is not None
         and answer.status.value == row.status
         and answer.filled_quantity == row.filled_quantity
+        and not _charges_to_true_up(row, answer)
     )
+
+
+def _charges_to_true_up(row: Any, answer: BrokerOrder) -> bool:
+    """A stock order charged by estimate whose broker now reports other charges (Kiwoom)."""
+    if row.crypto_market_id is not None or not row.filled_quantity:
+        return False
+    if answer.fee is None or answer.tax is None or not broker_charges_enabled():
+        return False
+    return (answer.fee, answer.tax) != (row.fee_total or 0, row.tax_total or 0)
 
 
 class _Answer:
@@ -194,9 +337,13 @@ def _settle_batch(work: list[tuple[Any, _Answer]], now: dt.datetime) -> dict[str
             orders = session.scalars(
                 select(Order).where(Order.id.in_(free)).with_for_update(skip_locked=True)
             ).all()
+            # The batch's fills are read in one query and written in one insert (not two
+            # reads and a write per order): the orders are locked, so no one else adds any.
+            batch_fills(session, [o.id for o in orders])
             for order in orders:
                 outcome = _poll_one(order, now, answers[order.id])
                 counts[outcome] = counts.get(outcome, 0) + 1
+            flush_fills(session)
     except Exception as exc:  # noqa: BLE001 - the next pass tries again
         if not is_database_unavailable(exc):
             raise

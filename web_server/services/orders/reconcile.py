@@ -54,6 +54,7 @@ from web_server.services.orders.lifecycle import (
     order_request,
 )
 from web_server.services.orders.matching import Match, match_by_history
+from web_server.services.orders.polling import per_account
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
     """
     now = now or clock.now()
     with Session(db.engine) as session:
-        candidates = session.scalars(
-            select(Order.id)
+        candidates = session.execute(
+            select(Order.id, Order.account_id)
             .where(
                 Order.status.in_(_UNSETTLED),  # served by idx_orders_unsettled
                 or_(
@@ -88,9 +89,20 @@ def reconcile_orders(now: dt.datetime | None = None) -> dict[str, int]:
         ).all()
     counts: dict[str, int] = {}
     histories: dict[Any, Any] = {}  # each (account, day) read once in this pass
-    for order_id in candidates:
-        outcome = each_order(order_id, lambda s, o: _reconcile_one(s, o, now, histories))
-        counts[outcome] = counts.get(outcome, 0) + 1
+    groups: dict[int, list[Any]] = {}
+    for order_id, account_id in candidates:  # oldest first within each account
+        groups.setdefault(account_id, []).append(order_id)
+
+    def settle(_account_id: int, order_ids: list[Any]) -> list[str]:
+        return [
+            each_order(order_id, lambda s, o: _reconcile_one(s, o, now, histories))
+            for order_id in order_ids
+        ]
+
+    # Accounts at a time (their brokers answer independently); one account's orders in order.
+    for outcomes in per_account(groups, settle):
+        for outcome in outcomes:
+            counts[outcome] = counts.get(outcome, 0) + 1
     # Orders still absent are no news; a late acceptance is.
     late = watch_late_acceptances(now, histories).get("late_acceptance", 0)
     if late:
@@ -200,17 +212,27 @@ def watch_late_acceptances(
     flagged for the operator. Served by ``idx_orders_not_at_broker``.
     """
     with Session(db.engine) as session:
-        candidates = session.scalars(
-            select(Order.id).where(
+        candidates = session.execute(
+            select(Order.id, Order.account_id).where(
                 Order.reject_code == "not_at_broker",  # served by idx_orders_not_at_broker
                 Order.updated_ts > now - LATE_WATCH,
                 Order.updated_ts <= now - RECONCILE_GRACE,  # not the ones rejected just now
             )
         ).all()
+    groups: dict[int, list[Any]] = {}
+    for order_id, account_id in candidates:
+        groups.setdefault(account_id, []).append(order_id)
+
+    def watch(_account_id: int, order_ids: list[Any]) -> list[str]:
+        return [
+            each_order(order_id, lambda s, o: _watch_one(s, o, now, histories))
+            for order_id in order_ids
+        ]
+
     counts: dict[str, int] = {}
-    for order_id in candidates:
-        outcome = each_order(order_id, lambda s, o: _watch_one(s, o, now, histories))
-        counts[outcome] = counts.get(outcome, 0) + 1
+    for outcomes in per_account(groups, watch):
+        for outcome in outcomes:
+            counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
