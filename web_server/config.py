@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
     "STOCKS_SYNC_TIME": "07:30",
     "MARKETS_SYNC_INTERVAL_SECONDS": 6 * 3600,
     "ORDERS_POLL_INTERVAL_SECONDS": 5,
+    # Accounts the poll and reconcile jobs work on side by side (each account's orders in turn).
+    "ORDERS_JOB_ACCOUNT_WORKERS": 4,
+    # Fees and taxes as the brokers report them (Kiwoom per order, KIS per day and stock after the
+    # close; docs/trading-days.md §5); False keeps the gateway's own KRX estimates.
+    "ORDERS_BROKER_CHARGES": True,
+    # How long a process trusts an API key it has checked (revocation elsewhere takes this long).
+    "API_KEY_CACHE_SECONDS": 2.0,
     # Orders at the brokers at once per process (each holds a connection meanwhile); None: a
     # third of the connection pool. Beyond it an order answers 503 gateway_busy, unsent.
     "ORDERS_MAX_IN_FLIGHT": None,

@@ -148,3 +148,86 @@ def test_an_empty_holdings_snapshot_is_served_from_the_database(
         cached = client.get(url, headers=api_headers)
         assert cached.status_code == 200, cached.get_json()
         assert cached.get_json() == {**first.get_json(), "as_of": as_of}
+
+
+class _Statements:
+    """Counts what an order costs the database: statements (BEGIN and COMMIT included, as psycopg
+    sends them), pool checkouts (each one a ping: ``pool_pre_ping``) and connections in use."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+        self.checkouts = 0
+
+    def __enter__(self) -> _Statements:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "begin", self._begin)
+        event.listen(self.engine, "commit", self._commit)
+        event.listen(self.engine, "rollback", self._rollback)
+        event.listen(self.engine.pool, "checkout", self._checkout)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "begin", self._begin)
+        event.remove(self.engine, "commit", self._commit)
+        event.remove(self.engine, "rollback", self._rollback)
+        event.remove(self.engine.pool, "checkout", self._checkout)
+
+    def _statement(self, conn, cursor, statement, *args) -> None:
+        self.statements.append(" ".join(statement.split())[:120])
+
+    # Outside a transaction (autocommit) psycopg sends no BEGIN, COMMIT or ROLLBACK.
+    @staticmethod
+    def _sent(conn) -> bool:
+        return not conn.connection.dbapi_connection.autocommit
+
+    def _begin(self, conn) -> None:
+        if self._sent(conn):
+            self.statements.append("BEGIN")
+
+    def _commit(self, conn) -> None:
+        if self._sent(conn):
+            self.statements.append("COMMIT")
+
+    def _rollback(self, conn) -> None:
+        if self._sent(conn):
+            self.statements.append("ROLLBACK")
+
+    def _checkout(self, *args) -> None:
+        self.checkouts += 1
+
+
+#: What one resting order may cost at most, warm (its account's token and adapter in hand):
+#: statements sent, BEGIN/COMMIT/ROLLBACK included, and pool checkouts (each a ping). Without
+#: Redis (as here) the shared rate limiter adds its own: 5 statements and 1 checkout per KIS
+#: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8.
+MAX_STATEMENTS = {"KIS": 22, "UPBIT": 25}
+#: The first read goes through the request's session, which ends before the order's own
+#: connection is taken (never two at once: placement.py): its BEGIN, COMMIT and checkout.
+MAX_CHECKOUTS = {"KIS": 3, "UPBIT": 4}
+
+
+def test_what_one_order_costs_the_database(
+    app,
+    client,
+    api_headers,
+    kis,  # noqa: F811 - the fixture
+    upbit,  # noqa: F811 - the fixture
+):
+    orders = {"KIS": kis.order(), "UPBIT": _body(upbit.account_id)}
+    with app.app_context():
+        engine = db.engine
+    for exchange, body in orders.items():
+        # The first order warms the process: adapter, token, caches.
+        assert _post(client, api_headers, body, f"warm-{exchange}").status_code == 201
+        with _Statements(engine) as seen:
+            answer = _post(client, api_headers, body, f"counted-{exchange}")
+        assert answer.status_code == 201, answer.get_json()
+        report = "\n".join(seen.statements)
+        assert len(seen.statements) <= MAX_STATEMENTS[exchange], report
+        assert seen.checkouts <= MAX_CHECKOUTS[exchange], (seen.checkouts, report)

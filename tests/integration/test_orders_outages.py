@@ -335,6 +335,32 @@ def test_one_key_raced_while_the_broker_rate_limits(app, api_headers, kis, psql)
     assert psql.execute("SELECT count(*) FROM trade.order_intents").fetchone() == (1,)
 
 
+def test_a_burst_of_orders_larger_than_the_pool_never_waits_on_itself(
+    app, make_app, database_url, api_headers, kis, psql
+):
+    """No request waits for a second connection while it holds one.
+
+    Twelve new orders at once in a process whose pool has three connections: were an order to
+    hold its connection while its checks or its token read took another, three of them would hold
+    the whole pool and wait for more until the pool's timeout, and every order would answer 503.
+    """
+    options = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": 3, "max_overflow": 0}
+    small = make_app(DATABASE_URL=database_url, SQLALCHEMY_ENGINE_OPTIONS=options)
+    start = threading.Barrier(12)
+
+    def place(number: int) -> int:
+        client = small.test_client()
+        start.wait(10)
+        return _post(client, api_headers, kis.order(), f"pool-{number}").status_code
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        statuses = Counter(pool.map(place, range(12)))
+    assert statuses == Counter({201: 12}), statuses
+    assert psql.execute("SELECT count(*) FROM trade.orders").fetchone() == (12,)
+    with small.app_context():
+        db.engine.dispose()
+
+
 def test_a_lost_database_is_a_503_problem_with_retry_after(make_app, database_url):
     app = make_app(DATABASE_URL=database_url)
     raised = {

@@ -186,19 +186,13 @@ def _build_adapter(account: Account, *, token_provider: Any = None) -> Any:
         # broker counting unit across every process and host.
         "limiter": rate_limiter(),
     }
-    if account.account_type == "SECURITIES_STOCK":
-        from web_server.services.tokens import AccountTokenProvider
-
-        kwargs["token_provider"] = token_provider or AccountTokenProvider(account.id)
-        return cls(credentials_for(account), **kwargs)
-    # Orders are checked against the stored market list (services/market_rules.py), never a
-    # download of the exchange's. One adapter per account and process is kept, with its
-    # credentials decrypted once (issue 12: an adapter per order cost a decryption and a session).
-    # The key holds everything the adapter was built from, so new keys, a new URL or a new
-    # environment build a new one (the old entry is never used again and ages out).
-    kwargs["order_rules"] = order_rule_source(account.exchange)
     secret = hashlib.sha256(str(account.api_secret).encode()).hexdigest()
-    identity = (
+    # One adapter per account and process is kept, with its credentials decrypted once (issue
+    # 12: an adapter per order cost a decryption, a session and, for KIS and Kiwoom, a token
+    # read). The key holds everything the adapter was built from, so new keys, a new URL, a new
+    # environment or a new account number build a new one (the old entry is never used again
+    # and ages out).
+    identity: tuple[Any, ...] = (
         account.id,
         account.exchange,
         account.environment,
@@ -211,6 +205,20 @@ def _build_adapter(account: Account, *, token_provider: Any = None) -> Any:
         kwargs["clock"],
         kwargs["limiter"],
     )
+    if account.account_type == "SECURITIES_STOCK":
+        from web_server.services.tokens import AccountTokenProvider, provider_identity
+
+        if token_provider is not None:  # issuance, revocation: their own provider, not kept
+            return cls(credentials_for(account), token_provider=token_provider, **kwargs)
+        identity += (repr(sorted(securities_config(account).items())),)
+        # The provider keeps this process's copy of the stored token (services/tokens.py).
+        kwargs["token_provider"] = AccountTokenProvider(
+            account.id, provider_identity(account, kwargs["base_url"])
+        )
+    else:
+        # Orders are checked against the stored market list (services/market_rules.py), never a
+        # download of the exchange's.
+        kwargs["order_rules"] = order_rule_source(account.exchange)
     cache: OrderedDict[tuple[Any, ...], Any] = current_app.extensions.setdefault(
         "gateway.adapters", OrderedDict()
     )

@@ -27,7 +27,15 @@ from web_server.extensions import db
 from web_server.models import Account, ApiKey, KillSwitch
 from web_server.services.risk_policies import audit
 
-__all__ = ["KillSwitchEngaged", "check", "engage", "list_switches", "release", "switch_view"]
+__all__ = [
+    "KillSwitchEngaged",
+    "check",
+    "engage",
+    "list_switches",
+    "refusal",
+    "release",
+    "switch_view",
+]
 
 SCOPES = ("GLOBAL", "API_KEY", "ACCOUNT")
 
@@ -133,16 +141,21 @@ def check(session: Session, api_key_id: int, account_id: int) -> None:
         .limit(1)
     )
     if switch is not None:
-        what = {"GLOBAL": "the whole gateway", "API_KEY": "this API key", "ACCOUNT": "this account"}
-        raise KillSwitchEngaged(
-            f"A kill switch stops new orders of {what[switch.scope]}: {switch.reason} "
-            f"(set by {switch.set_by} at {switch.set_at.isoformat()}).",
-            extra={
-                "kill_switch": {
-                    "scope": switch.scope,
-                    "reason": switch.reason,
-                    "set_by": switch.set_by,
-                    "set_at": switch.set_at.isoformat(),
-                }
-            },
-        )
+        raise refusal(switch.scope, switch.reason, switch.set_by, switch.set_at)
+
+
+def refusal(scope: str, reason: str, set_by: str, set_at: Any) -> KillSwitchEngaged:
+    """Return the 422 of an engaged switch (the order gate reads its row in its own query)."""
+    what = {"GLOBAL": "the whole gateway", "API_KEY": "this API key", "ACCOUNT": "this account"}
+    return KillSwitchEngaged(
+        f"A kill switch stops new orders of {what[scope]}: {reason} "
+        f"(set by {set_by} at {set_at.isoformat()}).",
+        extra={
+            "kill_switch": {
+                "scope": scope,
+                "reason": reason,
+                "set_by": set_by,
+                "set_at": set_at.isoformat(),
+            }
+        },
+    )

@@ -1,11 +1,13 @@
 """The pre-trade risk gate: every new order passes it in the transaction that writes its intent.
 
 :func:`admit` runs inside placement's intent transaction, before the commit, so a refusal writes
-nothing and sends nothing, and what it counts is exactly what is committed. It first takes two
-transaction-scoped advisory locks, the API key's then the account's (always in that order, so two
-requests cannot deadlock), and holds them to the commit: two requests for the same key or account
-— in any worker, on any host — are admitted one after the other, and the second counts the
-first's order. Then, in order:
+nothing and sends nothing, and what it counts is exactly what is committed. It reads the kill
+switches, the stock and whether a policy applies in one statement (``_FACTS``). When the API key
+or the account has a policy, it then takes two transaction-scoped advisory locks, the API key's
+then the account's (always in that order, so two requests cannot deadlock), and holds them to the
+commit: two requests for the same key or account — in any worker, on any host — are admitted one
+after the other, and the second counts the first's order. Without a policy nothing is counted, so
+no lock is taken. In order:
 
 1. kill switches (:mod:`web_server.services.kill_switches`): ``kill_switch_engaged``;
 2. for a stock: NXT eligibility (``nxt_not_eligible``), the session of the route when
@@ -30,18 +32,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from brokers.krx import price_band
 from web_server.errors import ValidationFailed
-from web_server.models import CryptoMarket, Order, OrderIntent, RiskPolicy, Stock
+from web_server.models import CryptoMarket, Order, OrderIntent, RiskPolicy
 from web_server.services import clock, kill_switches, krx_sessions
 
 __all__ = ["RiskRefused", "admit", "panic_context"]
@@ -107,10 +110,43 @@ def day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def admit(session: Session, intent: IntentLike) -> None:
-    """Refuse the order unless every control lets it through; take the gate's locks.
+#: What the gate reads before anything else, in one statement: the kill switch covering the
+#: key, the account or the gateway (the global one first, as ``kill_switches.check``), whether
+#: the key and the account have a policy, and for a stock its NXT eligibility, designations and
+#: the day's base price. Issue 12: these were six statements, and the gate's locks were taken
+#: for every order although only a counting policy needs them.
+_FACTS = text(
+    "SELECT ks.scope, ks.reason, ks.set_by, ks.set_at,"
+    " EXISTS (SELECT 1 FROM trade.risk_policies WHERE api_key_id = :key) AS key_policy,"
+    " EXISTS (SELECT 1 FROM trade.risk_policies WHERE account_id = :account) AS account_policy,"
+    " s.symbol AS stock, s.nxt_eligible, s.designations,"
+    " (SELECT b.base_price FROM market.stock_base_prices b"
+    "  WHERE b.symbol = :symbol AND b.trading_date = :day) AS base_price"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN LATERAL (SELECT scope, reason, set_by, set_at FROM trade.kill_switches"
+    "  WHERE scope = 'GLOBAL' OR (scope = 'API_KEY' AND target_id = :key)"
+    "  OR (scope = 'ACCOUNT' AND target_id = :account)"
+    "  ORDER BY scope DESC LIMIT 1) AS ks ON true"
+    " LEFT JOIN market.stocks s ON s.symbol = :symbol"
+)
 
-    Call in the transaction that writes the intent, before its commit.
+
+@dataclasses.dataclass(frozen=True)
+class _StockFacts:
+    """What the gate reads of a stock (``market.stocks``)."""
+
+    symbol: str
+    nxt_eligible: bool
+    designations: list[str] | None
+
+
+def admit(session: Session, intent: IntentLike) -> None:
+    """Refuse the order unless every control lets it through; take the gate's locks if needed.
+
+    Call in the transaction that writes the intent, before its commit. The kill switches, the
+    stock and whether any policy applies are read in one statement; the gate's locks are taken,
+    and the policies read and applied, only when the key or the account has a policy (nothing
+    else is counted).
 
     Raises:
         KillSwitchEngaged: a kill switch covers the key, the account or the gateway.
@@ -118,33 +154,47 @@ def admit(session: Session, intent: IntentLike) -> None:
         RiskRefused: a policy limit would be broken (its ``code`` names which).
     """
     key_id, now = _key_id(intent), clock.now()
+    facts = session.execute(
+        _FACTS,
+        {
+            "key": key_id,
+            "account": intent.account_id,
+            "symbol": intent.symbol,
+            "day": krx_sessions.trading_date(now),
+        },
+    ).one()
+    panic = _PANIC.get() is not None
+    if not panic and facts.scope is not None:
+        raise kill_switches.refusal(facts.scope, facts.reason, facts.set_by, facts.set_at)
+    stock = None
+    if intent.symbol and facts.stock is not None:
+        stock = _StockFacts(facts.stock, bool(facts.nxt_eligible), facts.designations)
+    reference: Decimal | None = intent.limit_price
+    if stock is not None:
+        reference = _krx_checks(intent, stock, now, facts.base_price)
+    if panic or not (facts.key_policy or facts.account_policy):
+        return
+    # Held to the commit: two requests for the same key or account are admitted one after the
+    # other, and the second counts the first's order.
     session.execute(
         text("SELECT pg_advisory_xact_lock(:cls, :key), pg_advisory_xact_lock(:acls, :account)"),
         {"cls": _KEY_LOCK, "key": key_id, "acls": _ACCOUNT_LOCK, "account": intent.account_id},
     )
-    panic = _PANIC.get() is not None
-    if not panic:
-        kill_switches.check(session, key_id, intent.account_id)
-    stock = session.get(Stock, intent.symbol) if intent.symbol else None
-    reference: Decimal | None = intent.limit_price
-    if stock is not None:
-        reference = _krx_checks(session, intent, stock, now)
-    if panic:
-        return
-    policies = [
-        ("API_KEY", session.scalar(select(RiskPolicy).where(RiskPolicy.api_key_id == key_id))),
-        (
-            "ACCOUNT",
-            session.scalar(select(RiskPolicy).where(RiskPolicy.account_id == intent.account_id)),
-        ),
-    ]
-    for scope, policy in policies:
+    policies = session.scalars(
+        select(RiskPolicy).where(
+            or_(RiskPolicy.api_key_id == key_id, RiskPolicy.account_id == intent.account_id)
+        )
+    ).all()
+    for scope, policy in (
+        ("API_KEY", next((p for p in policies if p.api_key_id == key_id), None)),
+        ("ACCOUNT", next((p for p in policies if p.account_id == intent.account_id), None)),
+    ):
         if policy is not None:
             _apply(session, scope, policy, intent, stock, reference, key_id, now)
 
 
 def _krx_checks(
-    session: Session, intent: IntentLike, stock: Stock, now: dt.datetime
+    intent: IntentLike, stock: _StockFacts, now: dt.datetime, base: Decimal | None
 ) -> Decimal | None:
     """Run the KRX checks; return the price the order's notional is counted at."""
     krx_sessions.check_nxt(intent.route, stock.symbol, stock.nxt_eligible)
@@ -154,10 +204,23 @@ def _krx_checks(
             intent.route, intent.order_type, now, table=config.get("KRX_SESSIONS")
         )
     if intent.limit_price is not None:
-        krx_sessions.check_price_band(session, stock.symbol, intent.limit_price, now)
+        _check_price_band(stock.symbol, intent.limit_price, base)
         return intent.limit_price
-    base = krx_sessions.base_price(session, stock.symbol, krx_sessions.trading_date(now))
     return price_band(base)[1] if base is not None else None
+
+
+def _check_price_band(symbol: str, limit_price: Decimal, base: Decimal | None) -> None:
+    """``krx_sessions.check_price_band`` on the base price the gate read with its facts."""
+    if base is None:
+        return  # a stock without a base price is let through
+    lower, upper = price_band(base)
+    if not lower <= limit_price <= upper:
+        raise krx_sessions.PriceOutsideBand(
+            f"{limit_price} is outside today's price limits for {symbol}: {lower} to {upper} "
+            f"(base price {base}, ±30 %).",
+            errors={"limit_price": [f"must be from {lower} to {upper}"]},
+            extra={"lower_limit": str(lower), "upper_limit": str(upper), "base_price": str(base)},
+        )
 
 
 def _apply(
@@ -165,7 +228,7 @@ def _apply(
     scope: str,
     policy: RiskPolicy,
     intent: IntentLike,
-    stock: Stock | None,
+    stock: _StockFacts | None,
     reference: Decimal | None,
     key_id: int,
     now: dt.datetime,

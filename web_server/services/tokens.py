@@ -25,6 +25,11 @@ next attempt with exponential backoff (``next_attempt_at``; on the issuance wind
 has no token yet). This module deliberately runs its own
 short transactions (like the order intent of STYLE H8): the attempt must be on record before the
 broker is asked, whatever the caller's transaction does.
+
+Each issuance, failed issuance and revocation notifies :data:`CHANNEL` with the account's id
+(nothing else: no token, no key) in the transaction that records it, so PostgreSQL delivers it
+at commit; the operator's live pages (``services.console.token_events``) re-read the token's
+state when they hear it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +61,9 @@ from web_server.locks import LockTimeout, advisory_lock, lock_key
 from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
 
 log = logging.getLogger(__name__)
+
+#: The PostgreSQL channel a token change is announced on; the payload is the account id only.
+CHANNEL = "token_events"
 
 # Seconds between issuance attempts with one app key (overridable: TOKEN_ISSUE_INTERVAL_SECONDS).
 # KIS allows one a minute (EGW00133). Kiwoom publishes no number: one a second keeps a retry loop
@@ -82,6 +91,13 @@ def backoff_seconds(attempts: int, *, jitter: float | None = None) -> float:
 def app_key_fingerprint(exchange: str, environment: str, app_key: str) -> str:
     """Return the SHA-256 that identifies an app key's issuance window (REAL and PAPER apart)."""
     return hashlib.sha256(f"{exchange}:{environment}:{app_key}".encode()).hexdigest()
+
+
+def _announce(session: Session, account_id: int) -> None:
+    """Tell the live pages the account's token changed (delivered when ``session`` commits)."""
+    session.execute(
+        text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(account_id)}
+    )
 
 
 def _lock_key(fingerprint: str) -> int:
@@ -203,6 +219,7 @@ def _refresh_locked(
                 token.next_attempt_at = at + dt.timedelta(
                     seconds=backoff_seconds(token.refresh_attempts)
                 )
+            _announce(session, account_id)
             log.warning(
                 "account %s: token issuance failed (%d in a row): %s",
                 account_id,
@@ -224,6 +241,7 @@ def _refresh_locked(
         token.last_error_at = None
         token.next_attempt_at = None
         _record_issued(fingerprint, at)
+        _announce(session, account_id)
         log.info("account %s: token issued, expires %s", account_id, issued.expires_at)
         return RefreshResult(account_id, "issued", issued.access_token)
 
@@ -368,10 +386,27 @@ class _NoTokenProvider:
 
 
 class AccountTokenProvider:
-    """The ``TokenProvider`` an adapter of one account gets: stored token, or one issued now."""
+    """The ``TokenProvider`` an adapter of one account gets: stored token, or one issued now.
 
-    def __init__(self, account_id: int) -> None:
+    Given ``identity`` (what the account's adapter was built from: its app key and host, see
+    :func:`provider_identity`), it keeps a copy of the stored token in this process (see
+    "this process's copy" below); without, it reads the database on every ``get``.
+    """
+
+    def __init__(self, account_id: int, identity: str | None = None) -> None:
         self.account_id = account_id
+        self.identity = identity
+
+    def prefetch(self) -> None:
+        """Copy the stored token into this process's cache if it is usable; never issue one."""
+        if self.identity is None or cached_token(self.account_id, self.identity) is not None:
+            return
+        with Session(db.engine) as session:
+            token = session.scalar(
+                select(SecuritiesToken).where(SecuritiesToken.account_id == self.account_id)
+            )
+            if token is not None and is_usable(token, now()):
+                remember_token(self.account_id, self.identity, token.access_token, token.expires_at)
 
     def get(self) -> str:
         """Return a valid token; issue one (single-flight) if none is.
@@ -379,12 +414,20 @@ class AccountTokenProvider:
         Raises:
             BrokerError: no valid token and the broker could not give one now.
         """
+        if self.identity is not None:
+            cached = cached_token(self.account_id, self.identity)
+            if cached is not None:
+                return cached
         with Session(db.engine) as session:
             token = session.scalar(
                 select(SecuritiesToken).where(SecuritiesToken.account_id == self.account_id)
             )
             if is_usable(token, now()):
                 assert token is not None
+                if self.identity is not None:
+                    remember_token(
+                        self.account_id, self.identity, token.access_token, token.expires_at
+                    )
                 return token.access_token
         return self._require(refresh_token(self.account_id))
 
@@ -394,6 +437,7 @@ class AccountTokenProvider:
         Raises:
             BrokerError: the broker could not give a new token now.
         """
+        forget_token(self.account_id)
         return self._require(refresh_token(self.account_id, stale_token=token))
 
     @staticmethod
@@ -476,6 +520,7 @@ def revoke_and_forget(account: Account) -> None:
     A broker that cannot be reached does not block the operator: the failure is logged and the
     token, now forgotten, dies at its expiry.
     """
+    forget_token(account.id)
     fingerprint = app_key_fingerprint(account.exchange, account.environment, account.api_key)
     with _app_key_lock(fingerprint, wait=True), Session(db.engine) as session, session.begin():
         token = session.scalar(
@@ -490,6 +535,7 @@ def revoke_and_forget(account: Account) -> None:
         except GatewayError as exc:
             log.warning("account %s: token revocation failed: %s", account.id, exc.code)
         session.delete(token)
+        _announce(session, account.id)
 
 
 def token_status(account: Account, at: dt.datetime | None = None) -> dict[str, Any]:
@@ -522,3 +568,57 @@ def token_status(account: Account, at: dt.datetime | None = None) -> dict[str, A
         "last_error_at": token.last_error_at,
         "next_attempt_at": token.next_attempt_at,
     }
+
+
+# -- this process's copy of each account's token (issue 12: no token read per order) ---------
+#
+# The database stays the source of truth: a token is copied here when read from it, and used
+# until it is within USABLE_MARGIN of its expiry, like a stored one. Issuing, revoking or a
+# broker's refusal in this process forgets the copy; another process's copy of a token replaced
+# meanwhile is at worst refused by the broker once, which re-reads the stored token
+# (``AccountTokenProvider.invalidate``), as a refusal always did.
+
+_TOKEN_CACHE_LOCK = threading.Lock()
+
+
+def provider_identity(account: Account, base_url: str) -> str:
+    """Return what a cached token is valid for: the account's app key at its host.
+
+    New keys or a new host name another cache entry, so a token is never taken for the wrong
+    key, nor for another account that reuses a deleted one's id.
+    """
+    key = app_key_fingerprint(account.exchange, account.environment, account.api_key)
+    return f"{account.id}:{key}:{base_url}"
+
+
+def _token_cache() -> dict[tuple[int, str], tuple[str, dt.datetime]]:
+    cache = current_app.extensions.get("gateway.token_cache")
+    if cache is None:
+        with _TOKEN_CACHE_LOCK:
+            cache = current_app.extensions.setdefault("gateway.token_cache", {})
+    return cache  # type: ignore[no-any-return]
+
+
+def cached_token(account_id: int, identity: str) -> str | None:
+    """Return this process's copy of the account's token if it is still usable, else None."""
+    entry = _token_cache().get((account_id, identity))
+    if entry is None or entry[1] <= now() + USABLE_MARGIN:
+        return None
+    return entry[0]
+
+
+def remember_token(
+    account_id: int, identity: str, access_token: str, expires_at: dt.datetime
+) -> None:
+    """Keep a copy of a token just read from the database."""
+    cache = _token_cache()
+    with _TOKEN_CACHE_LOCK:
+        cache[(account_id, identity)] = (access_token, expires_at)
+
+
+def forget_token(account_id: int) -> None:
+    """Drop this process's copies of the account's token (issued anew, revoked, refused)."""
+    cache = _token_cache()
+    with _TOKEN_CACHE_LOCK:
+        for key in [key for key in cache if key[0] == account_id]:
+            del cache[key]

@@ -48,6 +48,7 @@ from web_server.errors import (
     InvalidOrder,
     OrderInFlight,
     ValidationFailed,
+    is_database_unavailable,
 )
 from web_server.extensions import db
 from web_server.models import Account, ApiKey, Order, OrderIntent, OrderStatus
@@ -201,10 +202,40 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         raise Forbidden(f"This API key may not use account {account_id}.")
     action_key = f"{key.id}:{idempotency_key}"
     digest = request_hash(body)
-    existing = _replay(action_key, digest)
-    if existing is not None:
-        return existing, True
-    account = get_account(account_id)
+    order_id, client_order_id = uuid.uuid4(), new_client_order_id()
+    # One connection carries the order from here to its answer (submission.Held): this read,
+    # the intent, the claim, the answer and the unlock.
+    held = submission.Held(order_id)
+    try:
+        return _place(key, body, action_key, digest, order_id, client_order_id, held)
+    finally:
+        held.release()
+
+
+def _place(
+    key: ApiKey,
+    body: Mapping[str, Any],
+    action_key: str,
+    digest: str,
+    order_id: uuid.UUID,
+    client_order_id: str,
+    held: submission.Held,
+) -> tuple[Order, bool]:
+    account_id = body["account_id"]
+    # The account and whether the key was used, in one statement. Through the request's session:
+    # no request may wait for a second connection while it holds one (a burst of new orders
+    # larger than the pool would hold all of them and wait until the pool's timeout, 503s for
+    # all), so the request's own reads end (commit below) before the held connection is taken.
+    found = db.session.execute(
+        select(Account, OrderIntent.intent_id)
+        .outerjoin(OrderIntent, OrderIntent.action_key == action_key)
+        .where(Account.id == account_id)
+    ).first()
+    if found is None or found[1] is not None:
+        existing = _replay(action_key, digest)
+        if existing is not None:
+            return existing, True
+    account = found[0] if found is not None else get_account(account_id)
     symbol, market_id = _validate(account, body)
 
     values = {
@@ -218,7 +249,6 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
         "limit_price": body.get("limit_price"),
         "route": body.get("route"),
     }
-    order_id, client_order_id = uuid.uuid4(), new_client_order_id()
     request = OrderRequest(
         symbol=body["symbol"],
         side=Side(body["side"]),
@@ -232,17 +262,24 @@ def place_order(key: ApiKey, body: Mapping[str, Any], idempotency_key: str) -> t
     )
     # Everything the broker call needs is read now, while a failure still costs nothing; then
     # the request's own reads end, so no connection waits idle in a transaction on the broker.
-    sender = submission.Sender(account)
+    sender = submission.Sender(account, held)
     check_market_rules(sender.adapter, account, request)
-    db.session.commit()
+    db.session.commit()  # the request's reads end: its connection goes back before the intent's
+    # The stored token into this process's copy now, while no connection is held, so the send,
+    # which holds one, reads none (issuing one, if needed, is left to the send as before).
+    sender.prefetch_token()
     lease = clock.now() + START_LEASE
-    if not _commit_intent(action_key, digest, values, order_id, client_order_id, lease):
+    held.market = (market_id, body["symbol"]) if market_id is not None else None
+    if not _commit_intent(action_key, digest, values, order_id, client_order_id, lease, held=held):
+        held.release()
         # The same key raced in from another request: replay it.
         existing = _replay(action_key, digest)
         if existing is None:  # that attempt was withdrawn in between: start over on retry
             raise OrderInFlight(_IN_FLIGHT, retry_after=IN_FLIGHT_RETRY_AFTER)
         return existing, True
-    return sender.send(order_id, lease, request), False
+    order = sender.send(order_id, lease, request)
+    submission.known_market(db.session, held.market)  # for the answer's view
+    return order, False
 
 
 _IN_FLIGHT = (
@@ -258,11 +295,15 @@ def _commit_intent(
     order_id: uuid.UUID,
     client_order_id: str,
     lease: dt.datetime,
+    *,
+    held: Any = None,
 ) -> bool:
     """Commit the intent and its PENDING_SUBMIT order; tell whether they are ours.
 
     False means the key is already taken by another request. A commit whose acknowledgement was
     lost with the connection is found again by the next attempt instead of being inserted twice.
+    With ``held`` (``submission._Held``), on the connection that will carry the order to the
+    broker; one that fails is discarded and the next attempt takes a new one.
 
     Raises:
         DatabaseUnavailable: the database did not answer for :data:`COMMIT_BUDGET` seconds.
@@ -270,8 +311,19 @@ def _commit_intent(
     tried = False
 
     def attempt() -> bool:
+        try:
+            return work()
+        except Exception as exc:
+            if held is not None and is_database_unavailable(exc):
+                held.drop()  # lost: the next attempt takes a new one
+            raise
+
+    def work() -> bool:
         nonlocal tried
-        with Session(db.engine) as session:
+        session = held.session() if held is not None else Session(db.engine)
+        with session:
+            if held is not None:
+                submission.known_market(session, held.market)
             if tried:
                 owner = session.execute(
                     select(OrderIntent.intent_id, Order.id)

@@ -4,18 +4,21 @@ The order and its intent are committed (``placement.py``) with a short lease
 (:data:`~web_server.services.orders.lifecycle.START_LEASE`). Then :meth:`Sender.send`:
 
 1. **Gets ready**, retrying while the database is unreachable for at most :data:`READY_BUDGET`:
-   takes the order's advisory lock, reads the account's token (KIS, Kiwoom), and *claims the
-   send*: one conditional UPDATE sets ``send_started_ts`` and extends the lease to the end of the
+   makes sure of the account's token (KIS, Kiwoom: this process's copy, read from the database
+   when it has none), then, in one statement, takes the order's advisory lock and *claims the
+   send*: a conditional UPDATE sets ``send_started_ts`` and extends the lease to the end of the
    longest broker call (:data:`~web_server.services.orders.lifecycle.SEND_WINDOW`), only if the
-   order still carries the lease this request gave it. So the request never sends an order the
-   reconciler has meanwhile found orphaned, and the reconciler never settles an order this
-   request may still send. If it cannot get ready, nothing is sent: the request answers 503 and
-   the reconciler forgets the order when its short lease ends, so the key starts over.
+   lock was free and the order still carries the lease this request gave it. So the request
+   never sends an order the reconciler has meanwhile found orphaned, and the reconciler never
+   settles an order this request may still send. If it cannot get ready, nothing is sent: the
+   request answers 503 and the reconciler forgets the order when its short lease ends, so the
+   key starts over.
 2. **Calls the broker once.** The call itself touches no database except through the token
    provider, which only runs before the order is sent, or after the broker refused the token
    (nothing placed) — so a database error out of the call means the broker has no order.
 3. **Records the outcome**, retrying while the database is unreachable for at most
-   :data:`RECORD_BUDGET`, each attempt one transaction on the order's row ``FOR UPDATE``:
+   :data:`RECORD_BUDGET`, each attempt one transaction on the order's row ``FOR UPDATE``, on the
+   connection that holds the lock (a new one if it was lost), which then releases it:
 
    - an answer: SUBMITTED or further;
    - a refusal (``BrokerRejected``): REJECTED with the broker's code and message;
@@ -46,9 +49,11 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, update
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from brokers import BrokerOrder, OrderRequest
 from web_server.database import retry_unavailable
@@ -62,9 +67,10 @@ from web_server.errors import (
     is_database_unavailable,
 )
 from web_server.extensions import db
-from web_server.models import Account, Order, OrderIntent, OrderStatus
+from web_server.locks import lock_key
+from web_server.models import Account, CryptoMarket, Order, OrderStatus
 from web_server.services import clock
-from web_server.services.brokers import adapter_for
+from web_server.services.brokers import adapter_for, base_url_for
 from web_server.services.orders.fills import complete
 from web_server.services.orders.lifecycle import (
     SEND_WINDOW,
@@ -72,7 +78,6 @@ from web_server.services.orders.lifecycle import (
     apply_answer,
     broker_text,
     forget,
-    order_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -141,38 +146,34 @@ class Outcome:
         return cls("unknown", error=exc)
 
 
-class _TokenCache:
-    """The account's token provider, with the token read before the send is claimed.
+class Sender:
+    """Sends one account's committed orders; built before the intent is committed.
 
-    Reading it beforehand keeps the database out of the broker call (a refused token is still
-    replaced through the provider, once, as adapters do).
+    The account's adapter is the process's kept one (``services/brokers.py``); for KIS and Kiwoom
+    its token provider keeps this process's copy of the stored token (``services/tokens.py``),
+    which :meth:`send` makes sure of before claiming the send, so the broker call itself reads
+    no database unless the broker refuses the token.
     """
 
-    def __init__(self, account_id: int) -> None:
-        from web_server.services.tokens import AccountTokenProvider
+    def __init__(self, account: Account, held: Held | None = None) -> None:
+        self._held = held  # placement's connection for this order (see Held)
+        self._tokens: Any = None
+        if account.account_type == "SECURITIES_STOCK":
+            from web_server.services.tokens import AccountTokenProvider, provider_identity
 
-        self._provider = AccountTokenProvider(account_id)
-        self._token: str | None = None
+            self._tokens = AccountTokenProvider(
+                account.id, provider_identity(account, base_url_for(account))
+            )
+        self._adapter: Any = adapter_for(account)
 
-    def load(self) -> None:
-        self._token = self._provider.get()
+    def prefetch_token(self) -> None:
+        """Copy the account's stored token into this process now, if it has none (KIS, Kiwoom).
 
-    def get(self) -> str:
-        return self._token if self._token is not None else self._provider.get()
-
-    def invalidate(self, token: str) -> str:
-        self._token = self._provider.invalidate(token)
-        return self._token
-
-
-class Sender:
-    """Sends one account's committed orders; built before the intent is committed."""
-
-    def __init__(self, account: Account) -> None:
-        self._tokens = (
-            _TokenCache(account.id) if account.account_type == "SECURITIES_STOCK" else None
-        )
-        self._adapter: Any = adapter_for(account, token_provider=self._tokens)
+        Called before the order's intent takes its connection: the send then finds the token in
+        memory instead of taking a second connection to read it.
+        """
+        if self._tokens is not None:
+            self._tokens.prefetch()
 
     @property
     def adapter(self) -> Any:
@@ -201,7 +202,15 @@ class Sender:
                 sent (getting ready), or its answer is left to the reconciler (recording).
         """
         slots = _order_slots()
-        if not slots.acquire(timeout=SLOT_WAIT):
+        if not slots.acquire(blocking=False):
+            # Waiting for a slot holds no connection: the slots exist so that orders queue
+            # here rather than for the pool. The send takes a connection again when it goes.
+            if self._held is not None and self._held.order_id == order_id:
+                self._held.release()
+            got = slots.acquire(timeout=SLOT_WAIT)
+        else:
+            got = True
+        if not got:
             # Only after the intent: a replay of the key is told 409 meanwhile, and this
             # attempt is withdrawn (never sent) so the key starts over.
             return _finish(
@@ -227,14 +236,14 @@ class Sender:
         call: Callable[[OrderRequest], BrokerOrder] | None,
     ) -> Order:
         deadline = time.monotonic() + READY_BUDGET
-        with contextlib.ExitStack() as held:
+        held = self._held if self._held and self._held.order_id == order_id else Held(order_id)
+        try:
             try:
-                _own(held, order_id, deadline)
                 if self._tokens is not None:
                     retry_unavailable(
-                        self._tokens.load, budget=_left(deadline), what=f"order {order_id}: token"
+                        self._tokens.get, budget=_left(deadline), what=f"order {order_id}: token"
                     )
-                claimed = _claim(order_id, lease, deadline)
+                claimed = held.lock_and_claim(lease, deadline)
             except DatabaseUnavailable:
                 raise  # nothing sent; the reconciler forgets the order when its short lease ends
             except Exception as exc:  # noqa: BLE001 - nothing was sent: say what stopped it
@@ -242,8 +251,8 @@ class Sender:
                 # else stopped the request before sending: the order is withdrawn, the error is
                 # the answer.
                 if isinstance(exc, BrokerError):
-                    return _finish(order_id, Outcome.of_error(exc))
-                return _finish(order_id, Outcome.withdrawn(exc))
+                    return _finish(order_id, Outcome.of_error(exc), held)
+                return _finish(order_id, Outcome.withdrawn(exc), held)
             if not claimed:
                 raise DatabaseUnavailable(
                     "The database was unreachable for too long before this order could be sent; "
@@ -257,73 +266,152 @@ class Sender:
                 # Filled at once (a marketable order): its executions, read before recording.
                 answer = complete(self._adapter, Decimal(0), answer)
                 outcome = Outcome("answered", answer=answer)
-            return _finish(order_id, outcome)
-        raise AssertionError("unreachable")  # pragma: no cover - for type checkers
+            return _finish(order_id, outcome, held)
+        finally:
+            held.release()
 
 
 def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 
 
-def _own(held: contextlib.ExitStack, order_id: uuid.UUID, deadline: float) -> None:
-    """Take the order's lock into ``held``, retrying a lost connection or a brief holder.
+#: Takes the order's advisory lock (``lifecycle.order_lock``'s key) and claims the send in one
+#: statement, so in one round trip and one transaction: the lock only if free, the claim only if
+#: the lock was had. See :meth:`Held.lock_and_claim` for the claim's condition.
+_LOCK_AND_CLAIM = text(
+    "WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(:key) AS got),"
+    " claimed AS (UPDATE trade.orders SET send_started_ts = :started, lease_until = :until,"
+    " updated_ts = :started FROM lock WHERE lock.got AND trade.orders.id = :id"
+    " AND trade.orders.status = 'PENDING_SUBMIT' AND ((trade.orders.send_started_ts IS NULL"
+    " AND trade.orders.lease_until = :lease) OR (trade.orders.send_started_ts = :started"
+    " AND trade.orders.lease_until = :until)) RETURNING 1)"
+    " SELECT lock.got, (SELECT count(*) FROM claimed) AS claimed FROM lock"
+)
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+#: PostgreSQL's default, which the pool's connections are in.
+_DEFAULT_ISOLATION = "READ COMMITTED"
 
-    Raises:
-        DatabaseUnavailable: the database did not answer, or the lock stayed taken, until
-            ``deadline`` (only a reconciler looking at the order can hold it, for a moment).
+
+class Held:
+    """One connection that carries an order from its claim to its answer, holding its lock.
+
+    The lock is taken and the send claimed in one statement (:data:`_LOCK_AND_CLAIM`), the
+    answer is recorded on the same connection, and the lock is released there after the
+    answer's commit (issue 12: before, the lock, the claim, the answer and the unlock each had
+    their own transaction and the answer its own connection). A connection lost on the way is
+    discarded — the server released its lock with it — and the work continues on a new one:
+    the lease covers the order meanwhile (``lifecycle.py``).
     """
 
-    def attempt() -> None:
-        lock = contextlib.ExitStack()
-        if not lock.enter_context(order_lock(order_id)):
-            lock.close()
-            raise _LockBusy(str(order_id))
-        held.enter_context(lock)
+    def __init__(self, order_id: uuid.UUID, market: tuple[int, str] | None = None) -> None:
+        self.order_id = order_id
+        self.market = market  # a crypto order's (market id, symbol): see known_market
+        self.key = lock_key("order", str(order_id))
+        self.connection: Connection | None = None
+        self.locked = False
 
-    try:
-        retry_unavailable(
-            attempt, budget=_left(deadline), what=f"order {order_id}: lock", retry_on=(_LockBusy,)
-        )
-    except _LockBusy:
-        raise DatabaseUnavailable("The order could not be locked in time; retry.") from None
+    def _connect(self) -> Connection:
+        if self.connection is None:
+            self.connection = db.engine.connect()
+        return self.connection
 
+    def drop(self) -> None:
+        """Discard the connection (lost, or in an unknown state): its lock goes with it."""
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.invalidate()
+            with contextlib.suppress(Exception):
+                self.connection.close()
+        self.connection, self.locked = None, False
 
-def _claim(order_id: uuid.UUID, lease: dt.datetime, deadline: float) -> bool:
-    """Record that the order is being sent and extend its lease; tell whether it is still ours.
+    def lock_and_claim(self, lease: dt.datetime, deadline: float) -> bool:
+        """Take the order's lock and claim the send; tell whether the order is still ours.
 
-    The UPDATE succeeds only on the lease this request committed (or, when an earlier attempt's
-    acknowledgement was lost, on the very values that attempt wrote), so a reconciler that took
-    the order over in between wins and nothing is sent.
+        The claim succeeds only on the lease this request committed (or, when an earlier
+        attempt's acknowledgement was lost, on the very values that attempt wrote), so a
+        reconciler that took the order over in between wins and nothing is sent.
 
-    Raises:
-        DatabaseUnavailable: the database did not answer before ``deadline``.
-    """
-    started = clock.now()
-    # The broker call starts before the deadline at the latest, so it can reach the broker no
-    # later than this.
-    until = started + dt.timedelta(seconds=_left(deadline)) + SEND_WINDOW
+        Raises:
+            DatabaseUnavailable: the database did not answer, or the lock stayed taken (only a
+                reconciler looking at the order can hold it, for a moment), until ``deadline``.
+        """
+        started = clock.now()
+        # The broker call starts before the deadline at the latest, so it can reach the broker
+        # no later than this.
+        until = started + dt.timedelta(seconds=_left(deadline)) + SEND_WINDOW
+        values = {"key": self.key, "id": self.order_id, "lease": lease}
+        values |= {"started": started, "until": until}
 
-    def attempt() -> bool:
-        with Session(db.engine) as session, session.begin():
-            result = session.execute(
-                update(Order)
-                .where(
-                    Order.id == order_id,
-                    Order.status == OrderStatus.PENDING_SUBMIT.value,
-                    or_(
-                        and_(Order.send_started_ts.is_(None), Order.lease_until == lease),
-                        and_(Order.send_started_ts == started, Order.lease_until == until),
-                    ),
-                )
-                .values(send_started_ts=started, lease_until=until, updated_ts=started)
-                .execution_options(synchronize_session=False)
+        def attempt() -> bool:
+            connection = self._connect()
+            try:
+                # One statement is its own transaction: no BEGIN and COMMIT round trips.
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                got, claimed = connection.execute(_LOCK_AND_CLAIM, values).one()
+                connection.rollback()  # ends SQLAlchemy's bookkeeping; nothing is sent
+                connection.execution_options(isolation_level=_DEFAULT_ISOLATION)
+            except Exception:
+                self.drop()
+                raise
+            if not got:
+                raise _LockBusy(str(self.order_id))
+            self.locked = True
+            return bool(claimed)
+
+        try:
+            return retry_unavailable(
+                attempt,
+                budget=_left(deadline),
+                what=f"order {self.order_id}: lock and claim",
+                retry_on=(_LockBusy,),
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        except _LockBusy:
+            raise DatabaseUnavailable("The order could not be locked in time; retry.") from None
 
-    return retry_unavailable(attempt, budget=_left(deadline), what=f"order {order_id}: claim")
+    def session(self) -> Session:
+        """A session on the held connection (a new one if it was lost)."""
+        return Session(bind=self._connect(), expire_on_commit=False)
+
+    def release(self) -> None:
+        """Release the lock (if held) and return the connection to the pool."""
+        if self.connection is None:
+            return
+        try:
+            if self.locked:
+                # Outside any transaction: one round trip, nothing to commit.
+                self.connection.execution_options(isolation_level="AUTOCOMMIT")
+                self.connection.execute(_UNLOCK, {"key": self.key})
+                self.connection.rollback()
+                self.connection.execution_options(isolation_level=_DEFAULT_ISOLATION)
+            self.connection.close()
+            self.connection = None
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                log.exception("order %s: releasing its lock failed", self.order_id)
+            self.drop()  # the server releases the lock with the connection
 
 
-def _finish(order_id: uuid.UUID, outcome: Outcome) -> Order:
+def known_market(session: Session, market: tuple[int, str] | None) -> None:
+    """Tell ``session`` a crypto order's market (id and symbol) without reading it.
+
+    The order's event and its API view name the market's symbol (``lifecycle.symbol_of``,
+    ``events._view``), which they look up by id; placement knows it already from its cached
+    market rules, so the lookup is answered from the session instead of a query in each of the
+    order's transactions. Only the id and the symbol are set; anything else would be read.
+    """
+    if market is None:
+        return
+    market_id, symbol = market
+    if session.identity_map.get(identity_key(CryptoMarket, market_id)) is not None:
+        return
+    row = CryptoMarket(id=market_id, symbol=symbol)
+    make_transient_to_detached(row)
+    session.add(row)
+    # The identity map holds clean objects weakly: the session keeps this one alive.
+    session.info["gateway.known_market"] = row
+
+
+def _finish(order_id: uuid.UUID, outcome: Outcome, held: Held | None = None) -> Order:
     """Record ``outcome`` (retrying a lost connection) and answer as placement does.
 
     Raises:
@@ -331,7 +419,9 @@ def _finish(order_id: uuid.UUID, outcome: Outcome) -> Order:
         DatabaseUnavailable: the same, caused by the database; or nothing could be recorded.
     """
     order = retry_unavailable(
-        lambda: _record(order_id, outcome), budget=RECORD_BUDGET, what=f"order {order_id}: answer"
+        lambda: _record(order_id, outcome, held),
+        budget=RECORD_BUDGET,
+        what=f"order {order_id}: answer",
     )
     if outcome.kind == "withdrawn":
         assert outcome.error is not None
@@ -344,24 +434,37 @@ def _finish(order_id: uuid.UUID, outcome: Outcome) -> Order:
     return order
 
 
-def _record(order_id: uuid.UUID, outcome: Outcome) -> Order | None:
+def _record(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | None:
     """Write ``outcome`` on the order in one transaction; return it, or None if it is gone."""
     try:
-        return _write(order_id, outcome)
+        return _write(order_id, outcome, held)
     except IntegrityError:
         # The broker's number is already bound to another of our orders: only a wrong
         # reconciliation can do that. Leave this one UNKNOWN for the reconciler to settle.
         log.error("order %s: broker order number already recorded elsewhere", order_id)
-        return _write(order_id, Outcome("unknown"))
+        return _write(order_id, Outcome("unknown"), held)
+    except Exception:
+        if held is not None:
+            held.drop()  # a lost connection, or one in an unknown state: the next try gets anew
+        raise
 
 
-def _write(order_id: uuid.UUID, outcome: Outcome) -> Order | None:
+def _write(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | None:
     now = clock.now()
-    with Session(db.engine, expire_on_commit=False) as session, session.begin():
-        order = session.get(Order, order_id, with_for_update=True)
+    session = held.session() if held is not None else Session(db.engine, expire_on_commit=False)
+    with session, session.begin():
+        if held is not None:
+            known_market(session, held.market)  # (adding it begins no transaction here)
+        # The order and its intent in one read, both rows locked.
+        order = session.get(
+            Order,
+            order_id,
+            with_for_update=True,
+            options=[joinedload(Order.intent, innerjoin=True)],
+        )
         if order is None:
             return None  # forgotten by an earlier attempt whose acknowledgement was lost
-        intent = session.get(OrderIntent, order.intent_id)
+        intent = order.intent
         assert intent is not None
         if outcome.kind == "withdrawn" and forget(session, order):
             return None
