@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install chromium redis demo test lint bench clean
+.PHONY: install chromium redis demo test screenshots lint bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ chromium:
 	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1)) || \
 	  echo "chromium could not be installed: the end-to-end tests will say so and skip"; \
 	else echo "no chromium (install it: apt-get install chromium); the end-to-end tests will skip"; fi
+	@# Korean text in the screenshots (tests/e2e/test_screenshots.py) needs a CJK font.
+	@if fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's fonts-noto-cjk for the screenshots' Korean text"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1)) || \
+	  echo "fonts-noto-cjk could not be installed: Korean text in screenshots shows as boxes"; \
+	else echo "no CJK font (install it: apt-get install fonts-noto-cjk); Korean text in screenshots shows as boxes"; fi
 
 # Redis on 127.0.0.1:6379, for the shared rate limits (GATEWAY_REDIS_URL) and their tests: started
 # in the background when nothing answers there and redis-server is installed.
@@ -46,6 +54,10 @@ demo: install
 test: install redis
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
+
+# The README's pictures of the console (docs/screenshots/), taken by the browser tests.
+screenshots: install
+	GATEWAY_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_screenshots.py
 
 lint: install
 	$(BIN)/lint-imports --no-cache

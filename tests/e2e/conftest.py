@@ -58,3 +58,32 @@ def page(browser: Any, live_gateway: str) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+#: The password of the operator the browser tests log in as.
+PASSWORD = "a long operator passphrase"
+
+
+def create_operator(app: Flask, username: str = "operator") -> None:
+    """Create the operator the browser logs in as, through the ``gateway users create`` command."""
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        app, "users", "create", "--username", username, "--password-stdin", input=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+
+
+def collect_page_errors(page: Any) -> list[str]:
+    """Collect the page's console errors, uncaught errors and CSP violations into a list."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    return problems

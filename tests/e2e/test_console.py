@@ -6,6 +6,11 @@ places a marketable one and sees its fill and events on the order page (after a 
 poller runs between), engages a kill switch on an API key from the risk page and the key's next
 API order is refused, and finds every one of these actions on the audit page. Every page visited
 must raise no CSP violation and no console error.
+
+Live pages (item 5): with the orders list, an order's page and a KIS ticket open, an order placed
+through the API appears at the top of the list, the simulator's fill reaches the list's row and
+the order's page, and a token issued (then a failed issuance) redraws the token badge, all
+without a reload. The ticket suggests stocks as the operator types and shows the tick.
 """
 
 from __future__ import annotations
@@ -16,11 +21,9 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.conftest import run_cli
+from tests.e2e.conftest import PASSWORD, collect_page_errors, create_operator
 from tests.integration.venues_support import close_venue, open_venue, run_job
 from web_server.services.orders import poll_open_orders
-
-PASSWORD = "a long operator passphrase"
 
 
 @pytest.fixture
@@ -49,6 +52,8 @@ def _nav(page, name: str) -> None:
 
 
 def _place(page, account_id: int, side: str, quantity: str, price: Decimal) -> None:
+    from playwright.sync_api import expect
+
     page.goto(f"/accounts/{account_id}")
     page.get_by_role("link", name="New order").click()
     page.get_by_label("Symbol").fill("KRW-BTC")
@@ -56,6 +61,10 @@ def _place(page, account_id: int, side: str, quantity: str, price: Decimal) -> N
     page.get_by_label("Type").select_option("LIMIT")
     page.get_by_label("Quantity").fill(quantity)
     page.get_by_label("Limit price").fill(str(price))
+    # The ticket's script finds the market and shows its tick at that price (Upbit: 1,000 won).
+    expect(page.locator("#symbol-name")).to_contain_text("BTC/KRW")
+    expect(page.locator("#tick-hint")).to_contain_text("KRW-BTC")
+    expect(page.locator("#tick-hint")).to_contain_text(": 1,000 (on the tick)")
     page.get_by_role("button", name="Place order").click()
 
 
@@ -64,30 +73,10 @@ def test_operator_trades_sets_a_kill_switch_and_finds_it_all_in_the_audit_log(
 ):
     from playwright.sync_api import expect
 
-    assert (
-        run_cli(
-            app,
-            "users",
-            "create",
-            "--username",
-            "operator",
-            "--password-stdin",
-            input=PASSWORD + "\n",
-        ).exit_code
-        == 0
-    )
+    create_operator(app)
     bot = make_api_key("orders:write", "orders:read")
     bot_prefix = bot["Authorization"].split("_")[1]
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => console.error("
-        "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
-    )
+    problems = collect_page_errors(page)
     _login(page)
     price = upbit.price()
 
@@ -179,27 +168,8 @@ def test_operator_trades_sets_a_kill_switch_and_finds_it_all_in_the_audit_log(
 def test_order_page_follows_its_fills_without_reloading(app, page, upbit):
     from playwright.sync_api import expect
 
-    assert (
-        run_cli(
-            app,
-            "users",
-            "create",
-            "--username",
-            "operator",
-            "--password-stdin",
-            input=PASSWORD + "\n",
-        ).exit_code
-        == 0
-    )
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => console.error("
-        "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
-    )
+    create_operator(app)
+    problems = collect_page_errors(page)
     _login(page)
     limit = _on_tick(upbit.price(), "0.9")
     _place(page, upbit.account_id, "BUY", "0.01", limit)
@@ -221,5 +191,112 @@ def test_order_page_follows_its_fills_without_reloading(app, page, upbit):
         )
     ).to_have_count(1)
     expect(page.get_by_role("region", name="Actions")).to_be_hidden()
+    assert page.evaluate("window.notReloaded") is True
+    assert problems == [], problems
+
+
+@pytest.fixture
+def kis(app, client, api_headers, database_url, live_gateway):
+    venue = open_venue(app, client, api_headers, database_url, "KIS")
+    yield venue
+    close_venue(app, venue)
+
+
+def test_orders_list_order_page_and_token_badges_follow_the_streams_without_reloading(
+    app, page, upbit, kis, make_api_key, live_gateway, monkeypatch
+):
+    """Issue 15 item 5: orders, fills and token states arrive on open pages by themselves."""
+    from playwright.sync_api import expect
+
+    from web_server.services.tokens import refresh_token
+
+    create_operator(app)
+    bot = make_api_key("orders:write", "orders:read")
+    problems = collect_page_errors(page)
+    _login(page)
+
+    def api_order(key: str, price: Decimal) -> str:
+        answer = requests.post(
+            f"{live_gateway}/api/v1/orders",
+            headers={**bot, "Idempotency-Key": key},
+            json={
+                "account_id": upbit.account_id,
+                "symbol": "KRW-BTC",
+                "side": "BUY",
+                "type": "LIMIT",
+                "quantity": "0.01",
+                "limit_price": str(price),
+            },
+            timeout=10,
+        )
+        assert answer.status_code in (200, 201), answer.text
+        return str(answer.json()["id"])
+
+    # The orders list: a new API order appears at the top, by itself.
+    page.goto("/orders")
+    expect(page.locator("#live-state")).to_contain_text("Live")
+    page.evaluate("window.notReloaded = true")
+    limit = _on_tick(upbit.price(), "0.9")
+    order_id = api_order("live-1", limit)
+    row = page.locator(f'tr[data-order-id="{order_id}"]')
+    expect(row).to_contain_text("SUBMITTED")
+    expect(row).to_contain_text(f"{int(limit):,} KRW")
+    expect(page.locator("#orders-body tr").first).to_have_attribute("data-order-id", order_id)
+
+    # The order's page in a second tab; the ticket of the KIS account (its token) in a third.
+    order_page = page.context.new_page()
+    order_page.goto(f"/orders/{order_id}")
+    expect(order_page.locator("#live-state")).to_contain_text("Live")
+    ticket = page.context.new_page()
+    ticket.goto(f"/accounts/{kis.account_id}/orders/new")
+    badge = ticket.locator(f'[data-live-token="{kis.account_id}"] .badge')
+    expect(badge).to_have_text("missing")
+
+    # The ticket suggests stocks as the operator types, and shows the tick at the price typed.
+    ticket.get_by_label("Symbol").press_sequentially("삼성")
+    expect(ticket.locator('#symbol-options option[value="005930"]')).to_have_count(1)
+    ticket.get_by_label("Symbol").fill("005930")
+    ticket.get_by_label("Limit price").fill("70050")
+    expect(ticket.locator("#symbol-name")).to_contain_text("삼성전자")
+    expect(ticket.locator("#tick-hint")).to_have_text(
+        "Tick of 005930 at 70,050: 100 (NOT on the tick)"
+    )
+    refused = ticket.request.get(
+        f"/accounts/{kis.account_id}/symbols?q=005930&price=7e4",
+        headers={"Accept": "application/json"},
+    )
+    assert refused.status == 422 and refused.json()["code"] == "validation_failed"
+
+    # The simulator fills the order: the list's row and the order's page follow.
+    upbit.pin(limit)
+    upbit.advance(60)
+    run_job(app, poll_open_orders)
+    expect(row.locator("[data-live=status]")).to_have_text("FILLED")
+    expect(row.locator("[data-live=filled]")).to_have_text("0.01")
+    expect(row.locator("[data-live=average]")).to_have_text(f"{int(limit):,} KRW")
+    expect(order_page.get_by_role("heading", level=1)).to_contain_text("FILLED")
+    fills = order_page.get_by_role("region", name="Fills")
+    expect(fills.get_by_role("row")).to_have_count(2)
+    expect(fills).to_contain_text(f"{int(limit):,} KRW")
+
+    # A token issued: the badge changes on the open ticket and on the accounts list.
+    accounts = page.context.new_page()
+    accounts.goto("/accounts")
+    listed = accounts.locator(f'[data-live-token="{kis.account_id}"]')
+    with app.app_context():
+        assert refresh_token(kis.account_id, force=True).outcome == "issued"
+    expect(badge).to_have_text("valid")
+    expect(badge).to_have_class(re.compile("badge-valid"))
+    expect(listed.locator(".badge")).to_have_text("valid")
+
+    # A failed issuance (the broker answers 500): the old token stays valid, its error shows.
+    monkeypatch.setitem(app.config, "TOKEN_ISSUE_INTERVAL_SECONDS", {"KIS": 0})
+    monkeypatch.setitem(app.config, "TOKEN_ISSUE_MARGIN_SECONDS", 0)
+    kis.fault(kind="http_status", status=500, path_prefix="/oauth2/tokenP", count=1)
+    with app.app_context():
+        assert refresh_token(kis.account_id, force=True).outcome == "failed"
+    holder = ticket.locator(f'[data-live-token="{kis.account_id}"]')
+    expect(holder.locator(".token-error")).to_contain_text("last error:")
+    expect(badge).to_have_text("valid")
     assert page.evaluate("window.notReloaded") is True
     assert problems == [], problems

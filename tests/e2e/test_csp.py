@@ -13,9 +13,8 @@ import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret, run_cli
-
-PASSWORD = "a long operator passphrase"
+from tests.conftest import random_key, remember_secret
+from tests.e2e.conftest import PASSWORD, create_operator
 
 
 @pytest.fixture
@@ -58,12 +57,7 @@ def _pages(app, account_id: int) -> list[str]:
 def test_every_page_loads_under_the_csp_without_errors(app, page, upbit_account):
     from playwright.sync_api import expect
 
-    assert (
-        run_cli(
-            app, "users", "create", "--username", "csp", "--password-stdin", input=PASSWORD + "\n"
-        ).exit_code
-        == 0
-    )
+    create_operator(app, "csp")
     problems: list[str] = []
     page.on(
         "console",

@@ -14,9 +14,8 @@ import requests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret, run_cli
-
-PASSWORD = "a long operator passphrase"
+from tests.conftest import random_key, remember_secret
+from tests.e2e.conftest import PASSWORD, create_operator
 
 
 @pytest.fixture
@@ -44,18 +43,7 @@ def test_operator_adds_a_kis_account_and_sees_its_token_and_holdings(app, page, 
     from playwright.sync_api import expect
 
     url, app_key, secret = kis_sim
-    assert (
-        run_cli(
-            app,
-            "users",
-            "create",
-            "--username",
-            "operator",
-            "--password-stdin",
-            input=PASSWORD + "\n",
-        ).exit_code
-        == 0
-    )
+    create_operator(app)
 
     page.goto("/accounts")
     expect(page).to_have_url(re.compile(r"/login"))

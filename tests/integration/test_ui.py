@@ -115,6 +115,15 @@ def _field_error(html: str, field: str) -> str:
     return match.group(1) if match else ""
 
 
+def _refresh_holdings(browser: Browser, account_id: int) -> str:
+    """Ask for the holdings as the account page's script does; return the fragment."""
+    answer = browser.post(
+        f"/accounts/{account_id}/holdings/refresh", headers={"X-Requested-With": "fetch"}
+    )
+    assert answer.status_code == 200
+    return answer.get_data(as_text=True)
+
+
 def _account_id(app, name: str = "kis-main") -> int:
     with app.app_context():
         return db.session.scalar(select(Account.id).where(Account.name == name))
@@ -174,12 +183,16 @@ def test_add_a_kis_account_refresh_its_token_and_read_holdings(app, browser, kis
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "50****56" in html
-    holdings = re.search(r'id="holdings-heading".*?</section>', html, re.S).group(0)
-    row = re.search(r"<th scope=\"row\">005930</th>.*?</tr>", holdings, re.S).group(0)
+    # The page shows the stored snapshot (none yet); its script asks for the broker's.
+    assert "The broker has not been read for this account yet." in html
+    fresh = _refresh_holdings(browser, account_id)
+    holdings, balances = fresh.split('id="balances-heading"', 1)
+    row = re.search(r"<th scope=\"row\">005930<.*?</tr>", holdings, re.S).group(0)
     assert '<td class="num">3</td>' in row
-    balances = re.search(r'id="balances-heading".*?</section>', html, re.S).group(0)
-    assert '<th scope="row">KRW</th>' in balances and ">5000000</td>" in balances
+    assert '<th scope="row">KRW</th>' in balances and ">5,000,000 KRW</td>" in balances
     assert "E+" not in holdings + balances
+    stored = browser.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert re.search(r"<th scope=\"row\">005930<", stored)
 
     tested = browser.post(f"/accounts/{account_id}/test", follow_redirects=True)
     assert "Connection OK: KRW." in tested.get_data(as_text=True)
@@ -221,7 +234,7 @@ def test_edit_and_delete_an_account(app, browser, kis):
     # The keys the simulator knows are gone: the page shows the broker's refusal, not a 500.
     page = browser.get(f"/accounts/{account_id}")
     assert page.status_code == 200
-    assert "The broker could not be read:" in page.get_data(as_text=True)
+    assert "The broker could not be read:" in _refresh_holdings(browser, account_id)
     failed = browser.post(f"/accounts/{account_id}/token/refresh", follow_redirects=True)
     assert "Token refresh" in failed.get_data(as_text=True)
     assert "Token refreshed" not in failed.get_data(as_text=True)

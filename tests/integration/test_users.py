@@ -76,7 +76,7 @@ def test_next_parameter_cannot_redirect_off_site(app, app_ctx):
         "/login?next=//evil.example/x",
         data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)},
     )
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/attention"
 
 
 @pytest.mark.parametrize(
@@ -100,4 +100,4 @@ def test_next_parameter_refuses_every_off_site_form(app, app_ctx, target):
         data={"username": "alice", "password": PASSWORD, "csrf_token": _csrf(client)},
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/attention"

@@ -13,6 +13,7 @@ from web_server.ui import (  # noqa: F401
     api_keys,
     audit,
     auth,
+    dashboard,
     formatting,
     live,
     orders,

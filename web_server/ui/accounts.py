@@ -1,17 +1,23 @@
-"""Broker accounts: list with token badges, add, show (live holdings), edit, refresh, delete."""
+"""Broker accounts: list with token badges, add, show, edit, refresh, delete.
+
+The account page shows the stored holdings snapshot with its age and positions and P&L
+(``services.positions``); its script then refreshes the snapshot through ``refresh_holdings``.
+No GET here asks a broker, so every page answers at once whatever the broker does.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from brokers import utc_now
 from web_server.errors import GatewayError, ValidationFailed, http_status
 from web_server.extensions import db
 from web_server.services import accounts as accounts_service
-from web_server.services import audit, tokens
+from web_server.services import audit, positions, tokens
 from web_server.services import holdings as holdings_service
 from web_server.services.accounts import Account
 from web_server.services.brokers import adapter_for
@@ -135,23 +141,8 @@ def account_page(account_id: int) -> Any:
 def _render_account(
     account: Account, form: AccountEditForm, status: int = 200, problems: list[str] | None = None
 ) -> Any:
-    holdings: list[Any] = []
-    balances: list[Any] = []
-    broker_error = None
-    try:
-        # The operator's page reads the broker now, and keeps what it read as the snapshot.
-        holdings = holdings_service.refresh_holdings(account).holdings
-        db.session.commit()
-        balances = list(adapter_for(account).get_balance())
-    except GatewayError as exc:
-        db.session.rollback()
-        broker_error = exc.detail
-    except Exception:  # noqa: BLE001 - the page still shows the account; the log has the cause
-        db.session.rollback()
-        log.exception("account %s: reading holdings failed", account.id)
-        broker_error = "The broker's answer could not be read; the log has the details."
-    # Reading from the broker may have issued a token in its own transaction: read it afresh.
-    accounts_service.forget_loaded_token(account)
+    # The stored snapshot only: the page never waits on a broker. account.js then asks
+    # ``refresh_holdings`` for a fresh one (and the cash, which is not stored).
     orders = recent_orders(account.id, RECENT_ORDERS)
     return (
         render_template(
@@ -159,16 +150,58 @@ def _render_account(
             account=account,
             account_number=masked_account_number(account),
             token=_token(account),
-            holdings=holdings,
-            balances=balances,
-            broker_error=broker_error,
+            positions=positions.account_positions(account),
+            balances=None,
+            broker_error=None,
             orders=[order_view(o) for o in orders],
             form=form,
             problems=problems or [],
             refresh_form=ActionForm(prefix="refresh"),
             test_form=ActionForm(prefix="test"),
+            holdings_form=ActionForm(prefix="holdings"),
         ),
         status,
+    )
+
+
+@bp.post("/accounts/<int(max=2147483647):account_id>/holdings/refresh")
+@login_required
+def refresh_holdings(account_id: int) -> Any:
+    """Read the broker's holdings and cash now, store the holdings, show them.
+
+    Asked by the account page's script (``X-Requested-With: fetch``), it answers the holdings
+    fragment, broker error included, and the script puts it in place; a plain form post (no
+    script) redirects back to the page. This request waits on the broker, within the adapter's
+    timeout (``BROKER_TIMEOUT_SECONDS``); the page that asked does not.
+    """
+    account = accounts_service.get_account(account_id)
+    balances: list[Any] | None = None
+    broker_error = None
+    try:
+        with transaction():
+            holdings_service.refresh_holdings(account)
+        balances = list(adapter_for(account).get_balance())
+    except GatewayError as exc:
+        db.session.rollback()
+        broker_error = exc.detail
+    except Exception:  # noqa: BLE001 - the page still shows the snapshot; the log has the cause
+        db.session.rollback()
+        log.exception("account %s: reading holdings failed", account.id)
+        broker_error = "The broker's answer could not be read; the log has the details."
+    # Reading from the broker may have issued a token in its own transaction: read it afresh.
+    accounts_service.forget_loaded_token(account)
+    if request.headers.get("X-Requested-With") != "fetch":
+        if broker_error:
+            flash(f"The broker could not be read: {broker_error}", "error")
+        else:
+            flash("Holdings read from the broker.", "ok")
+        return redirect(url_for("ui.account_page", account_id=account_id))
+    return render_template(
+        "accounts/_holdings.html",
+        positions=positions.account_positions(account),
+        balances=balances,
+        broker_error=broker_error,
+        refreshed_at=utc_now(),
     )
 
 

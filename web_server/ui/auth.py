@@ -67,7 +67,7 @@ def logout() -> Any:
 
 def _safe_next(target: str | None) -> str:
     # Only a plain local path: browsers read "/\\host" and "/\thost" as "//host", so any
-    # backslash, control character, scheme or host sends the operator back home instead.
+    # backslash, control character, scheme or host sends the operator to the dashboard instead.
     if (
         target
         and target.startswith("/")
@@ -80,4 +80,4 @@ def _safe_next(target: str | None) -> str:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
-    return url_for("ui.index")
+    return url_for("ui.dashboard")  # what needs attention first

@@ -6,6 +6,8 @@
 - ``number(value)``: a quantity with thousands separators and no trailing zeros.
 - ``kst(value)``: a ``<time>`` element showing Asia/Seoul time, with the UTC time in its
   ``title`` (shown on hover) and ISO UTC in ``datetime``.
+- ``duration(seconds)`` (``1 h 2 min``) and ``age(value)`` (``42 s ago``): how old a snapshot,
+  a heartbeat or a sync is.
 """
 
 from __future__ import annotations
@@ -87,3 +89,30 @@ def format_kst(value: Any) -> Markup:
         escape(utc.strftime("%Y-%m-%d %H:%M:%S UTC")),
         escape(seoul.strftime("%Y-%m-%d %H:%M:%S KST")),
     )
+
+
+@bp.app_template_filter("duration")
+def format_duration(seconds: Any) -> str:
+    """Render a length of time to two units: ``3725`` → ``1 h 2 min``; negative → ``-…``."""
+    number = _decimal(seconds)
+    if number is None:
+        return "—"
+    sign, total = ("-" if number < 0 else ""), int(abs(number))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return sign + (" ".join(shown) if shown else "0 s")
+
+
+@bp.app_template_filter("age")
+def format_age(value: Any, now: dt.datetime | None = None) -> str:
+    """Render how long ago a time was: ``42 s ago``; None → ``never``."""
+    moment = _aware(value)
+    if moment is None:
+        return "never"
+    elapsed = ((now or dt.datetime.now(dt.UTC)) - moment).total_seconds()
+    if elapsed < 0:
+        return f"in {format_duration(-elapsed)}"
+    return f"{format_duration(elapsed)} ago"

@@ -6,6 +6,11 @@ Each form render carries a fresh ``Idempotency-Key`` in a hidden field, so a dou
 replays the first order instead of placing a second. Destructive actions need a ticked
 confirmation (no script: the CSP allows none inline). Every action, done or refused, is on the
 audit log.
+
+The ticket suggests symbols as the operator types and shows the price tick of the symbol at the
+price typed (``static/ticket.js``, over the small JSON endpoint :func:`symbols`); without the
+script, "Check the tick" asks the server the same. A securities
+account's ticket shows its token's state, kept live by ``static/live.js``.
 """
 
 from __future__ import annotations
@@ -15,16 +20,16 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from web_server.errors import GatewayError, OrderInFlight, http_status
+from web_server.errors import GatewayError, OrderInFlight, ValidationFailed, http_status
 from web_server.extensions import db
 from web_server.services import accounts as accounts_service
-from web_server.services import audit, console, panic
+from web_server.services import audit, console, panic, tokens
 from web_server.services import orders as orders_service
 from web_server.services.accounts import Account
 from web_server.services.grammar import parse_decimal
@@ -132,9 +137,51 @@ def _render_ticket(
             problems=problems or [],
             tick_hint=_tick_hint(account, form),
             securities=account.account_type == "SECURITIES_STOCK",
+            token=tokens.token_status(account)
+            if account.account_type == "SECURITIES_STOCK"
+            else None,
         ),
         status,
     )
+
+
+@bp.get("/accounts/<int(max=2147483647):account_id>/symbols")
+@login_required
+def symbols(account_id: int) -> Any:
+    """Suggestions for the ticket's symbol, and the tick at a price (JSON).
+
+    ``?q=`` is what the operator typed: the stocks master (securities) or the exchange's
+    markets (crypto) are searched for it. With ``&price=``, ``tick`` is the price step of
+    ``q`` taken as a symbol at that price (None when ``q`` is not a symbol the venue knows).
+    Nothing asked, nothing found: an empty answer, not an error.
+
+    Raises:
+        ValidationFailed: the query is too long or holds a control character, or the price is
+            not a positive decimal.
+    """
+    account = accounts_service.get_account(account_id)
+    query = request.args.get("q", "").strip()
+    if len(query) > 40:
+        raise ValidationFailed("The search text is too long.", errors={"q": ["at most 40"]})
+    answer: dict[str, Any] = {"symbols": console.search_symbols(account, query), "tick": None}
+    if "price" in request.args:
+        price, problem = parse_decimal(request.args["price"])
+        if problem or price is None or price <= 0:
+            raise ValidationFailed(
+                "Not a price.", errors={"price": [problem or "must be more than 0"]}
+            )
+        symbol = query.upper()
+        step = (
+            console.price_tick(account, symbol, price) if SYMBOL.regex.fullmatch(symbol) else None
+        )
+        if step is not None:
+            answer["tick"] = {
+                "symbol": symbol,
+                "price": format(price, "f"),
+                "tick": format(step.normalize(), "f"),
+                "on_tick": price % step == 0,
+            }
+    return jsonify(answer)
 
 
 def _body(account: Account, form: OrderTicketForm) -> dict[str, Any]:
