@@ -13,34 +13,23 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import run_cli
-from tests.integration.venues_support import close_venue, open_venue
+from tests.integration.venues_support import CSRF_FIELD, close_venue, log_in_operator, open_venue
 from web_server.extensions import db
 from web_server.models import ApiKey, AuditEntry, Order
 
-PASSWORD = "correct horse battery"
-_CSRF = re.compile(r'name="((?:[\w-]+-)?csrf_token)" type="hidden" value="([^"]+)"')
 _IDEMPOTENCY = re.compile(r'name="((?:[\w-]+-)?idempotency_key)" type="hidden" value="([^"]+)"')
 
 
 def _hidden(page: str) -> dict[str, str]:
-    fields = dict(_CSRF.findall(page))
+    fields = dict(CSRF_FIELD.findall(page))
     fields.update(_IDEMPOTENCY.findall(page))
     return fields
 
 
 @pytest.fixture
 def operator(app, client):
-    result = run_cli(
-        app, "users", "create", "--username", "alice", "--password-stdin", input=PASSWORD + "\n"
-    )
-    assert result.exit_code == 0, result.output
-    token = _hidden(client.get("/login").get_data(as_text=True))["csrf_token"]
-    answer = client.post(
-        "/login", data={"csrf_token": token, "username": "alice", "password": PASSWORD}
-    )
-    assert answer.status_code == 302
-    return client
+    """The test client, logged in as an operator."""
+    return log_in_operator(app, client)
 
 
 @pytest.fixture

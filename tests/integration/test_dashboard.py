@@ -12,14 +12,18 @@ import re
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import run_cli
-from tests.integration.venues_support import close_venue, open_venue, order_body, post
+from tests.integration.venues_support import (
+    CSRF_FIELD,
+    close_venue,
+    log_in_operator,
+    open_venue,
+    order_body,
+    post,
+)
 from web_server.extensions import db
 from web_server.jobs.leader import LeaderLock
 
-PASSWORD = "correct horse battery"
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
-_CSRF = re.compile(r'name="((?:[\w-]+-)?csrf_token)" type="hidden" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -33,16 +37,7 @@ def kis(app, client, api_headers, database_url):
 @pytest.fixture
 def operator(app, client):
     """The test client, logged in as an operator."""
-    result = run_cli(
-        app, "users", "create", "--username", "alice", "--password-stdin", input=PASSWORD + "\n"
-    )
-    assert result.exit_code == 0, result.output
-    token = dict(_CSRF.findall(client.get("/login").get_data(as_text=True)))["csrf_token"]
-    answer = client.post(
-        "/login", data={"csrf_token": token, "username": "alice", "password": PASSWORD}
-    )
-    assert answer.status_code == 302
-    return client
+    return log_in_operator(app, client)
 
 
 def _section(html: str, heading: str) -> str:
@@ -80,7 +75,7 @@ def test_the_dashboard_shows_what_needs_attention(app, operator, api_headers, ki
     refusal = {"error_code": "EGW00105", "error_description": "유효하지 않은 AppSecret입니다."}
     kis.fault(kind="token_refusal", path_prefix="/oauth2/", status=403, body=refusal)
     page = client.get(f"/accounts/{kis.account_id}").get_data(as_text=True)
-    token = dict(_CSRF.findall(page))["refresh-csrf_token"]
+    token = dict(CSRF_FIELD.findall(page))["refresh-csrf_token"]
     refreshed = client.post(
         f"/accounts/{kis.account_id}/token/refresh",
         data={"refresh-csrf_token": token},

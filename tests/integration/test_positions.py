@@ -16,9 +16,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import run_cli
 from tests.integration.venues_support import (
+    CSRF_FIELD,
     close_venue,
+    log_in_operator,
     open_venue,
     order_body,
     post,
@@ -28,9 +29,6 @@ from web_server.extensions import db
 from web_server.models import Account, Holding
 from web_server.services import positions
 from web_server.services.orders import poll_open_orders
-
-PASSWORD = "correct horse battery"
-_CSRF = re.compile(r'name="((?:[\w-]+-)?csrf_token)" type="hidden" value="([^"]+)"')
 
 
 def _won(value: Decimal) -> str:
@@ -48,16 +46,7 @@ def kis(app, client, api_headers, database_url):
 @pytest.fixture
 def operator(app, client):
     """The test client, logged in as an operator."""
-    result = run_cli(
-        app, "users", "create", "--username", "alice", "--password-stdin", input=PASSWORD + "\n"
-    )
-    assert result.exit_code == 0, result.output
-    token = dict(_CSRF.findall(client.get("/login").get_data(as_text=True)))["csrf_token"]
-    answer = client.post(
-        "/login", data={"csrf_token": token, "username": "alice", "password": PASSWORD}
-    )
-    assert answer.status_code == 302
-    return client
+    return log_in_operator(app, client)
 
 
 def _filled(app, client, api_headers, venue, side: str, quantity: str, price: Decimal, key: str):
@@ -96,7 +85,7 @@ def test_positions_and_pnl_from_the_snapshot_and_the_fills(app, operator, api_he
     page = client.get(f"/accounts/{kis.account_id}").get_data(as_text=True)
     assert "The broker has not been read for this account yet." in page
 
-    token = dict(_CSRF.findall(page))["holdings-csrf_token"]
+    token = dict(CSRF_FIELD.findall(page))["holdings-csrf_token"]
     fragment = client.post(
         f"/accounts/{kis.account_id}/holdings/refresh",
         data={"holdings-csrf_token": token},

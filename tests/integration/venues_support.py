@@ -9,6 +9,7 @@ one and KST days agree on both sides. The simulators' ledgers are the ground tru
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ import requests
 from simulators.engine import SimClock
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret
+from tests.conftest import random_key, remember_secret, run_cli
 from web_server.extensions import db
 from web_server.services import clock as gateway_clock
 from web_server.services.crypto_markets import sync_all_markets
@@ -157,3 +158,26 @@ def run_job(app: Any, job: Any) -> dict[str, int]:
         counts = job()
         db.session.commit()
     return dict(counts)
+
+
+#: The console's operator in the tests, and the hidden CSRF fields of its forms (name, value).
+OPERATOR_PASSWORD = "correct horse battery"
+CSRF_FIELD = re.compile(r'name="((?:[\w-]+-)?csrf_token)" type="hidden" value="([^"]+)"')
+
+
+def log_in_operator(app: Any, client: Any, username: str = "alice") -> Any:
+    """Create an operator with ``gateway users create`` and log ``client`` in as them."""
+    result = run_cli(
+        app,
+        "users",
+        "create",
+        "--username",
+        username,
+        "--password-stdin",
+        input=OPERATOR_PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    token = dict(CSRF_FIELD.findall(client.get("/login").get_data(as_text=True)))["csrf_token"]
+    login = {"csrf_token": token, "username": username, "password": OPERATOR_PASSWORD}
+    assert client.post("/login", data=login).status_code == 302
+    return client
