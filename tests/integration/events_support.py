@@ -50,6 +50,17 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def gunicorn_command(
+    app: str, port: int, *, workers: int, threads: int, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The command of ``app`` under gunicorn's threaded workers on loopback ``port``."""
+    return [
+        *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+        *("--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)),
+        *("--timeout", "60", *extra, app),
+    ]
+
+
 class Gateways:
     """Gunicorn gateways (gthread) in processes of their own, stopped by their own pids."""
 
@@ -63,23 +74,13 @@ class Gateways:
         port = free_port()
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(threads),
-                "--timeout",
-                "60",
-                "--no-control-socket",
+            gunicorn_command(
                 "web_server:create_app()",
-            ],
+                port,
+                workers=workers,
+                threads=threads,
+                extra=("--no-control-socket",),
+            ),
             cwd=ROOT,
             env=self.env,
             stdout=log,

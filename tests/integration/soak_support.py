@@ -33,6 +33,8 @@ from typing import Any
 
 import requests
 
+from tests.integration.events_support import gunicorn_command
+
 ROOT = Path(__file__).resolve().parents[2]
 _LAYOUT = struct.Struct("<qq")  # sequence (odd while writing), microseconds since the epoch
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -157,24 +159,13 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{port}"
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(threads),
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
+            gunicorn_command(
                 "tests.integration.soak_support:gateway_app()",
-            ],
+                port,
+                workers=workers,
+                threads=threads,
+                extra=("--graceful-timeout", "5"),
+            ),
             cwd=ROOT,
             env=env,
             stdout=self._log,
