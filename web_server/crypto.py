@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ from web_server.errors import ConfigError, SecretUnreadable
 PREFIX = "gw1"
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NONCE_BYTES = 12
+#: How many opened values a key ring remembers (see :class:`KeyRing`).
+OPENED_KEPT = 4096
 
 
 def _b64encode(raw: bytes) -> str:
@@ -63,9 +65,20 @@ def generate_key_entry(key_id: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class KeyRing:
-    """Ordered encryption keys: the first encrypts, all decrypt."""
+    """Ordered encryption keys: the first encrypts, all decrypt.
+
+    Values it has opened are remembered by their stored form and binding (at most
+    :data:`OPENED_KEPT`): an account's keys are read on every order (its adapter's identity, its
+    token's), and AES-GCM plus base64 each time was measurable on the order path (issue 12). The
+    process holds those plaintexts in its adapters anyway; a new ciphertext (new keys, a
+    re-encryption) is a new entry, and a ring without the value's key is a new ring, which
+    opens nothing it cannot.
+    """
 
     keys: tuple[tuple[str, bytes], ...]
+    _opened: dict[tuple[str, str], str] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def parse(cls, entries: Iterable[str], *, source: str) -> KeyRing:
@@ -156,6 +169,9 @@ class KeyRing:
             SecretUnreadable: the value is not ours, its key is not in the ring, or authentication
                 failed (wrong key, tampered, or copied from another row or column).
         """
+        opened = self._opened.get((stored, associated_data))
+        if opened is not None:
+            return opened
         prefix, _, rest = stored.partition(":")
         key_id, _, payload = rest.partition(":")
         if prefix != PREFIX or not key_id or not payload:
@@ -181,7 +197,11 @@ class KeyRing:
                 "that id is not the one that encrypted it, or the value was copied from another "
                 "row or column, or altered."
             ) from None
-        return plain.decode("utf-8")
+        text = plain.decode("utf-8")
+        if len(self._opened) >= OPENED_KEPT:
+            self._opened.clear()  # rare: as many secrets as accounts and tokens
+        self._opened[(stored, associated_data)] = text
+        return text
 
 
 def current_keyring() -> KeyRing:
@@ -200,8 +220,9 @@ class Encrypted:
     """A plaintext attribute stored encrypted in a text column of the same model.
 
     ``api_secret = Encrypted("api_secret_ciphertext")`` reads and writes plaintext while the mapped
-    column attribute ``api_secret_ciphertext`` holds the stored form. Reading decrypts each time
-    (nothing plain is cached on the instance). Writing to a row that has no id yet waits until
+    column attribute ``api_secret_ciphertext`` holds the stored form. Reading opens the stored
+    form through the key ring each time (nothing plain is kept on the instance; the ring remembers
+    what it opened). Writing to a row that has no id yet waits until
     flush, when the row has taken its id from its sequence.
     """
 

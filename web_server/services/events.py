@@ -155,6 +155,30 @@ def record(
     )
 
 
+def payload_json(session: Session, order: Any) -> str:
+    """Return the payload of a status event of ``order`` as JSON text.
+
+    For a writer that inserts the event in its own statement (:data:`WRITE_ONE_EVENT`) instead of
+    through :func:`record`.
+    """
+    return json.dumps({"order": jsonable(_view(session, order))}, separators=(",", ":"))
+
+
+#: The event of one order written by the statement that writes the order, as CTEs appended to
+#: it: the writer's CTE ``written_order`` must return the order's ``id`` and ``account_id``. The
+#: same counter, ids and NOTIFY as :func:`_write_pending`, one round trip fewer. Its parameters:
+#: ``event_type``, ``event_payload`` (:func:`payload_json`) and ``channel`` (:data:`CHANNEL`).
+WRITE_ONE_EVENT = (
+    " counter AS (UPDATE trade.order_event_counter SET last_id = last_id + 1"
+    " RETURNING last_id, clock_timestamp() AS ts),"
+    " written_event AS (INSERT INTO trade.order_events"
+    " (id, account_id, order_id, type, ts, payload)"
+    " SELECT counter.last_id, written_order.account_id, written_order.id, :event_type,"
+    " counter.ts, CAST(:event_payload AS jsonb) FROM counter, written_order)"
+    " SELECT pg_notify(:channel, CAST(counter.last_id AS text)) FROM counter"
+)
+
+
 def latest_id(session: Session) -> int:
     """Return the id of the latest committed event (0 before the first)."""
     return int(session.scalar(select(OrderEventCounter.last_id)) or 0)
@@ -211,8 +235,24 @@ def fill_view(fill: Any) -> dict[str, Any]:
     }
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Return ``value`` with decimals as strings (never floats), ids and times as text."""
+    kind = type(value)
+    # Exact types first: every event's view passes here, and ``isinstance`` against the ABCs
+    # below was most of its cost (issue 12).
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is Decimal:
+        return format(value, "f")
+    if kind is uuid.UUID:
+        return str(value)
+    if kind is dt.datetime or kind is dt.date:
+        return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -385,17 +425,19 @@ def _fill_events(session: Session, pending: list[dict[str, Any]]) -> list[dict[s
 #: The three steps of the module docstring in one statement: one round trip while the counter's
 #: row lock is held instead of three (every event-writing commit in every process queues on it).
 #: The INSERT and the NOTIFY run whether or not the outer SELECT reads them (data-modifying CTEs
-#: always run to completion); the NOTIFY still reaches listeners only at the commit.
+#: always run to completion); the NOTIFY still reaches listeners only at the commit. The events
+#: travel as one JSON array (``a``ccount, ``o``rder, ``t``ype, ``p``ayload): one parameter to
+#: encode instead of four arrays whose every element the driver escapes.
 _WRITE_EVENTS = text(
     "WITH counter AS ("
     " UPDATE trade.order_event_counter SET last_id = last_id + :n"
     " RETURNING last_id, clock_timestamp() AS ts),"
     " written AS ("
     " INSERT INTO trade.order_events (id, account_id, order_id, type, ts, payload)"
-    " SELECT counter.last_id - :n + e.ordinal, e.account_id, e.order_id, e.type, counter.ts,"
-    " e.payload FROM counter, unnest(CAST(:accounts AS integer[]), CAST(:orders AS uuid[]),"
-    " CAST(:types AS text[]), CAST(:payloads AS jsonb[]))"
-    " WITH ORDINALITY AS e(account_id, order_id, type, payload, ordinal))"
+    " SELECT counter.last_id - :n + e.ordinal, CAST(e.value->>'a' AS integer),"
+    " CAST(e.value->>'o' AS uuid), e.value->>'t', counter.ts, e.value->'p'"
+    " FROM counter, jsonb_array_elements(CAST(:events AS jsonb))"
+    " WITH ORDINALITY AS e(value, ordinal))"
     " SELECT pg_notify(:channel, CAST(counter.last_id AS text)) FROM counter"
 )
 
@@ -411,10 +453,18 @@ def _write_pending(session: Session) -> None:
         _WRITE_EVENTS,
         {
             "n": len(pending),
-            "accounts": [row["account_id"] for row in pending],
-            "orders": [row["order_id"] for row in pending],
-            "types": [row["type"] for row in pending],
-            "payloads": [json.dumps(row["payload"]) for row in pending],
+            "events": json.dumps(
+                [
+                    {
+                        "a": row["account_id"],
+                        "o": str(row["order_id"]),
+                        "t": row["type"],
+                        "p": row["payload"],
+                    }  # fmt: skip
+                    for row in pending
+                ],
+                separators=(",", ":"),
+            ),
             "channel": CHANNEL,
         },
     )
