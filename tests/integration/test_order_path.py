@@ -205,10 +205,11 @@ class _Statements:
 #: What one resting order may cost at most, warm (its account's token and adapter in hand):
 #: statements sent, BEGIN/COMMIT/ROLLBACK included, and pool checkouts (each a ping). Without
 #: Redis (as here) the shared rate limiter adds its own: 5 statements and 1 checkout per KIS
-#: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8.
-MAX_STATEMENTS = {"KIS": 22, "UPBIT": 25}
-#: The first read goes through the request's session, which ends before the order's own
-#: connection is taken (never two at once: placement.py): its BEGIN, COMMIT and checkout.
+#: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8; then
+#: 22 and 25 before the first reads and the intent left their transactions.
+MAX_STATEMENTS = {"KIS": 15, "UPBIT": 18}
+#: The first reads have a connection of their own, which goes back before the order's own
+#: connection is taken (never two at once: placement.py): one checkout each.
 MAX_CHECKOUTS = {"KIS": 3, "UPBIT": 4}
 
 

@@ -361,6 +361,10 @@ class Holdings(MethodView):
         queue and all succeed; the newest read of the broker is the one kept.
         """
         api_keys.require(current_key(), "holdings:read", account_id)
+        if not args["refresh"]:
+            snapshot = holdings_service.cached_snapshot(account_id)
+            if snapshot is not None:
+                return snapshot
         account = accounts_service.get_account(account_id)
         snapshot = holdings_service.get_holdings(account, refresh=args["refresh"])
         db.session.commit()

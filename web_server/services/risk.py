@@ -140,18 +140,44 @@ class _StockFacts:
     designations: list[str] | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """What :func:`check` found: whether a policy must still count the order, and what with."""
+
+    counts: bool  # the key or the account has a policy: apply_policies in the intent's commit
+    stock: _StockFacts | None
+    reference: Decimal | None  # the price the order's notional is counted at
+    key_id: int
+    now: dt.datetime
+
+
 def admit(session: Session, intent: IntentLike) -> None:
     """Refuse the order unless every control lets it through; take the gate's locks if needed.
 
-    Call in the transaction that writes the intent, before its commit. The kill switches, the
-    stock and whether any policy applies are read in one statement; the gate's locks are taken,
-    and the policies read and applied, only when the key or the account has a policy (nothing
-    else is counted).
+    :func:`check`, then :func:`apply_policies`, in the transaction that writes the intent,
+    before its commit.
 
     Raises:
         KillSwitchEngaged: a kill switch covers the key, the account or the gateway.
         PriceOutsideBand, SessionClosed, NotNxtEligible: a KRX check failed.
         RiskRefused: a policy limit would be broken (its ``code`` names which).
+    """
+    gate = check(session, intent)
+    if gate.counts:
+        apply_policies(session, intent, gate)
+
+
+def check(session: Session, intent: IntentLike) -> Gate:
+    """Refuse the order if a kill switch covers it or a KRX check fails; tell what is left.
+
+    One statement reads the kill switches, the stock and whether any policy applies. Without a
+    policy nothing is counted, so nothing needs serialising: placement then writes its intent
+    in one statement of its own, without a transaction around this read (issue 12). With one,
+    :func:`apply_policies` must run in the intent's transaction.
+
+    Raises:
+        KillSwitchEngaged: a kill switch covers the key, the account or the gateway.
+        PriceOutsideBand, SessionClosed, NotNxtEligible: a KRX check failed.
     """
     key_id, now = _key_id(intent), clock.now()
     facts = session.execute(
@@ -172,8 +198,17 @@ def admit(session: Session, intent: IntentLike) -> None:
     reference: Decimal | None = intent.limit_price
     if stock is not None:
         reference = _krx_checks(intent, stock, now, facts.base_price)
-    if panic or not (facts.key_policy or facts.account_policy):
-        return
+    counts = not panic and bool(facts.key_policy or facts.account_policy)
+    return Gate(counts=counts, stock=stock, reference=reference, key_id=key_id, now=now)
+
+
+def apply_policies(session: Session, intent: IntentLike, gate: Gate) -> None:
+    """Apply the key's and the account's policies, in the transaction that writes the intent.
+
+    Raises:
+        RiskRefused: a policy limit would be broken (its ``code`` names which).
+    """
+    key_id = gate.key_id
     # Held to the commit: two requests for the same key or account are admitted one after the
     # other, and the second counts the first's order.
     session.execute(
@@ -190,7 +225,7 @@ def admit(session: Session, intent: IntentLike) -> None:
         ("ACCOUNT", next((p for p in policies if p.account_id == intent.account_id), None)),
     ):
         if policy is not None:
-            _apply(session, scope, policy, intent, stock, reference, key_id, now)
+            _apply(session, scope, policy, intent, gate.stock, gate.reference, key_id, gate.now)
 
 
 def _krx_checks(

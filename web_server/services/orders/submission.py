@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -49,10 +50,10 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from brokers import BrokerOrder, OrderRequest
@@ -288,6 +289,12 @@ _LOCK_AND_CLAIM = text(
     " SELECT lock.got, (SELECT count(*) FROM claimed) AS claimed FROM lock"
 )
 _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+#: The intent's status (unchanged when NULL) and time, as the answer is recorded.
+_UPDATE_INTENT = text(
+    "UPDATE trade.order_intents SET status = coalesce(CAST(:status AS text), status),"
+    " updated_ts = :now WHERE intent_id = :id"
+    " RETURNING CASE WHEN :unlock THEN pg_advisory_unlock(:key) END"
+)
 #: PostgreSQL's default, which the pool's connections are in.
 _DEFAULT_ISOLATION = "READ COMMITTED"
 
@@ -368,9 +375,16 @@ class Held:
         except _LockBusy:
             raise DatabaseUnavailable("The order could not be locked in time; retry.") from None
 
-    def session(self) -> Session:
-        """A session on the held connection (a new one if it was lost)."""
-        return Session(bind=self._connect(), expire_on_commit=False)
+    def session(self, *, alone: bool = False) -> Session:
+        """A session on the held connection (a new one if it was lost).
+
+        ``alone``: outside any transaction, each statement its own (for one that needs no
+        other); the next claim or answer sets the connection back.
+        """
+        connection = self._connect()
+        if alone:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return Session(bind=connection, expire_on_commit=False)
 
     def release(self) -> None:
         """Release the lock (if held) and return the connection to the pool."""
@@ -449,39 +463,38 @@ def _record(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order |
         raise
 
 
+@functools.cache
+def _order_for_update() -> Any:
+    """The answer's read of its order, row locked; built once (see placement._account_and_key)."""
+    return select(Order).where(Order.id == bindparam("id")).with_for_update()
+
+
 def _write(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | None:
     now = clock.now()
     session = held.session() if held is not None else Session(db.engine, expire_on_commit=False)
     with session, session.begin():
         if held is not None:
             known_market(session, held.market)  # (adding it begins no transaction here)
-        # The order and its intent in one read, both rows locked.
-        order = session.get(
-            Order,
-            order_id,
-            with_for_update=True,
-            options=[joinedload(Order.intent, innerjoin=True)],
-        )
+        order = session.scalars(_order_for_update(), {"id": order_id}).one_or_none()
         if order is None:
             return None  # forgotten by an earlier attempt whose acknowledgement was lost
-        intent = order.intent
-        assert intent is not None
         if outcome.kind == "withdrawn" and forget(session, order):
             return None
+        intent_status = None
         if outcome.kind == "answered":
             assert outcome.answer is not None
             apply_answer(order, outcome.answer, now)
-            intent.status = OrderStatus.SUBMITTED.value
+            intent_status = OrderStatus.SUBMITTED.value
         elif outcome.kind == "rejected":
             assert isinstance(outcome.error, BrokerRejected)
             advance(order, OrderStatus.REJECTED, now)
             if order.status == OrderStatus.REJECTED:
                 order.reject_code = outcome.error.broker_code or outcome.error.code
                 order.reject_message = broker_text(outcome.error)
-                intent.status = OrderStatus.REJECTED.value
+                intent_status = OrderStatus.REJECTED.value
         elif outcome.kind == "unknown" and order.status == OrderStatus.PENDING_SUBMIT:
             error = outcome.error
-            order.status = intent.status = OrderStatus.UNKNOWN.value
+            order.status = intent_status = OrderStatus.UNKNOWN.value
             order.reject_code = "order_state_unknown"
             order.reject_message = (
                 broker_text(error)
@@ -495,5 +508,13 @@ def _write(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | 
         # The call is over: the lease ends, and nothing this request sent can reach the broker
         # later than now (the reconciler's bound for "never arrived").
         order.lease_until = now
-        intent.updated_ts = now
+        # The intent by one statement, not an ORM object (its read and flush were measurable),
+        # which also releases the order's lock: the order's row lock, taken above, keeps
+        # everyone off until the commit, and its lease keeps the reconciler off after a lost
+        # commit, as after a lost connection (one round trip fewer than unlocking afterwards).
+        unlock = held is not None and held.locked
+        values = {"id": order.intent_id, "status": intent_status, "now": now, "unlock": unlock}
+        updated = session.execute(_UPDATE_INTENT, {**values, "key": held.key if held else 0})
+        if unlock and updated.first() is not None:
+            held.locked = False  # (the intent exists, so the statement unlocked)
     return order
