@@ -206,8 +206,9 @@ class _Statements:
 #: statements sent, BEGIN/COMMIT/ROLLBACK included, and pool checkouts (each a ping). Without
 #: Redis (as here) the shared rate limiter adds its own: 5 statements and 1 checkout per KIS
 #: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8; then
-#: 22 and 25 before the first reads and the intent left their transactions.
-MAX_STATEMENTS = {"KIS": 15, "UPBIT": 18}
+#: 22 and 25 before the first reads and the intent left their transactions and a resting
+#: order's answer its ORM round (services/orders/answered.py).
+MAX_STATEMENTS = {"KIS": 13, "UPBIT": 16}
 #: The first reads have a connection of their own, which goes back before the order's own
 #: connection is taken (never two at once: placement.py): one checkout each.
 MAX_CHECKOUTS = {"KIS": 3, "UPBIT": 4}

@@ -72,6 +72,7 @@ from web_server.locks import lock_key
 from web_server.models import Account, CryptoMarket, Order, OrderStatus
 from web_server.services import clock
 from web_server.services.brokers import adapter_for, base_url_for
+from web_server.services.orders import answered
 from web_server.services.orders.fills import complete
 from web_server.services.orders.lifecycle import (
     SEND_WINDOW,
@@ -475,6 +476,16 @@ def _write(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | 
     with session, session.begin():
         if held is not None:
             known_market(session, held.market)  # (adding it begins no transaction here)
+        if outcome.kind == "answered" and answered.is_resting(outcome.answer):
+            # The common case, in two statements without the ORM (answered.py).
+            unlock = held is not None and held.locked
+            resting = answered.record(
+                session, order_id, outcome.answer, now, unlock_key=held.key if unlock else None
+            )
+            if resting is not None:
+                if unlock:
+                    held.locked = False
+                return resting
         order = session.scalars(_order_for_update(), {"id": order_id}).one_or_none()
         if order is None:
             return None  # forgotten by an earlier attempt whose acknowledgement was lost
