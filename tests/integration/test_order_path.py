@@ -209,9 +209,9 @@ class _Statements:
 #: 22 and 25 before the first reads and the intent left their transactions and a resting
 #: order's answer its ORM round (services/orders/answered.py).
 MAX_STATEMENTS = {"KIS": 13, "UPBIT": 16}
-#: The first reads have a connection of their own, which goes back before the order's own
-#: connection is taken (never two at once: placement.py): one checkout each.
-MAX_CHECKOUTS = {"KIS": 3, "UPBIT": 4}
+#: The first reads are made on the order's own connection, which then carries it to its answer
+#: (placement.py, submission.Held): one checkout per order, and the PostgreSQL limiter's.
+MAX_CHECKOUTS = {"KIS": 2, "UPBIT": 3}
 
 
 def test_what_one_order_costs_the_database(

@@ -397,6 +397,12 @@ class AccountTokenProvider:
         self.account_id = account_id
         self.identity = identity
 
+    def in_memory(self) -> bool:
+        """Tell whether this process holds a usable copy of the token (no read needed)."""
+        return self.identity is not None and (
+            cached_token(self.account_id, self.identity) is not None
+        )
+
     def prefetch(self) -> None:
         """Copy the stored token into this process's cache if it is usable; never issue one."""
         if self.identity is None or cached_token(self.account_id, self.identity) is not None:

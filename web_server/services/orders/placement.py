@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from brokers import OrderRequest, OrderType, Side
 from brokers.krx import krx_stock_tick
-from web_server.database import autocommit_session, retry_unavailable
+from web_server.database import retry_unavailable
 from web_server.errors import (
     Conflict,
     Forbidden,
@@ -223,31 +223,35 @@ def _place(
     held: submission.Held,
 ) -> tuple[Order, bool]:
     account_id = body["account_id"]
-    # The account and whether the key was used, in one statement, then the risk gate's facts, on
-    # a connection of their own outside any transaction (two round trips, no BEGIN or COMMIT).
-    # It goes back before the held connection is taken: no request may wait for a second
-    # connection while it holds one (a burst of new orders larger than the pool would hold all
-    # of them and wait until the pool's timeout, 503s for all).
-    ready: _Ready | None = None
+    # The account and whether the key was used, in one statement, then the risk gate's facts,
+    # outside any transaction (two round trips, no BEGIN or COMMIT), on the connection that
+    # will carry the order to its answer (Held: one checkout per order). No request waits for
+    # a second connection while it holds one (a burst of new orders larger than the pool would
+    # hold all of them and wait until the pool's timeout, 503s for all): the request's own
+    # reads end first, and the held connection goes back before a replay, or a token, is read.
     db.session.commit()  # the request's own reads (its API key, when not cached) end first
-    with autocommit_session(db.engine) as reader:
+    ready: _Ready | None = None
+    with held.session(alone=True) as reader:
         found = reader.execute(
             _account_and_key(), {"action_key": action_key, "account_id": account_id}
         ).first()
         if found is not None and found[1] is None:
             ready = _prepare(reader, found[0], body, action_key, client_order_id, held)
     if ready is None:
+        held.release()
         existing = _replay(action_key, digest)
         if existing is not None:
             return existing, True
         account = found[0] if found is not None else get_account(account_id)
         db.session.commit()  # the request's reads end before the next connection is taken
         # The key's first attempt was withdrawn meanwhile: this one starts over.
-        with autocommit_session(db.engine) as reader:
+        with held.session(alone=True) as reader:
             ready = _prepare(reader, account, body, action_key, client_order_id, held)
-    # The stored token into this process's copy now, while no connection is held, so the send,
-    # which holds one, reads none (issuing one, if needed, is left to the send as before).
-    ready.sender.prefetch_token()
+    if not ready.sender.token_in_memory():
+        # The stored token into this process's copy now, with no connection held, so the send,
+        # which holds one, reads none (issuing one, if needed, is left to the send as before).
+        held.release()
+        ready.sender.prefetch_token()
     lease = clock.now() + START_LEASE
     market_id = ready.values["crypto_market_id"]
     held.market = (market_id, body["symbol"]) if market_id is not None else None

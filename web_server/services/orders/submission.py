@@ -168,6 +168,10 @@ class Sender:
             )
         self._adapter: Any = adapter_for(account)
 
+    def token_in_memory(self) -> bool:
+        """Tell whether the send needs no read for its token (none needed, or a copy held)."""
+        return self._tokens is None or self._tokens.in_memory()
+
     def prefetch_token(self) -> None:
         """Copy the account's stored token into this process now, if it has none (KIS, Kiwoom).
 
@@ -379,12 +383,13 @@ class Held:
     def session(self, *, alone: bool = False) -> Session:
         """A session on the held connection (a new one if it was lost).
 
-        ``alone``: outside any transaction, each statement its own (for one that needs no
-        other); the next claim or answer sets the connection back.
+        ``alone``: outside any transaction, each statement its own (for reads, and for an
+        intent that needs no other statement); otherwise in transactions, as the pool's are.
         """
         connection = self._connect()
-        if alone:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
+        level = "AUTOCOMMIT" if alone else _DEFAULT_ISOLATION
+        if connection.get_execution_options().get("isolation_level") != level:
+            connection.execution_options(isolation_level=level)
         return Session(bind=connection, expire_on_commit=False)
 
     def release(self) -> None:
