@@ -221,6 +221,9 @@ def clean_db(app: Flask) -> Iterator[None]:
 
     with app.app_context():
         db.session.remove()
+        # A request still in flight (a page's background refresh) holding a snapshot would make
+        # the TRUNCATE, and everything queued behind it, wait for ever: fail the test instead.
+        db.session.execute(text("SET LOCAL lock_timeout = '60s'"))
         db.session.execute(text(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY CASCADE"))
         db.session.commit()
     # Ids start over: the process's caches of stored rows must too.

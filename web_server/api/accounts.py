@@ -321,7 +321,9 @@ class Balances(MethodView):
         settle at once: both equal the total.
         """
         api_keys.require(current_key(), "holdings:read", account_id)
-        return list(adapter_for(accounts_service.get_account(account_id)).get_balance())
+        adapter = adapter_for(accounts_service.get_account(account_id))
+        db.session.commit()  # the request's reads end: no transaction waits on the broker
+        return list(adapter.get_balance())
 
 
 class HoldingsArgs(Schema):

@@ -67,37 +67,41 @@ class HoldingsSnapshot:
 def refresh_holdings(account: Account) -> HoldingsSnapshot:
     """Read the broker now and store what it holds; flush, the caller commits.
 
-    The account's lock is held from the write to the caller's commit.
+    The session's reads so far are committed before the broker is asked: no transaction stays
+    open while the broker answers (one did, and a TRUNCATE or a migration's ALTER queued behind
+    its snapshot, and every statement after them, for as long as the broker took). The account's
+    lock is held from the write to the caller's commit.
 
     Raises:
         BrokerError: the broker could not be read (the stored snapshot stays as it was).
     """
+    account_id = account.id
     securities = account.account_type == "SECURITIES_STOCK"
+    adapter = adapter_for(account)
+    db.session.commit()  # the reads end: nothing waits on the broker's answer
     # The broker is read before the lock is taken: no lock waits on a broker's answer.
-    positions = _merged(
-        [p for p in adapter_for(account).get_holdings() if p.quantity], securities=securities
-    )
+    positions = _merged([p for p in adapter.get_holdings() if p.quantity], securities=securities)
     now = utc_now()
     known: set[str] = set()
     if securities:
         known = set(
             db.session.scalars(select(Stock.symbol).where(Stock.symbol.in_(list(positions))))
         )
-    rows = [_row(account.id, code, p, now, securities, known) for code, p in positions.items()]
+    rows = [_row(account_id, code, p, now, securities, known) for code, p in positions.items()]
     held = [_held_from_row(row, securities) for row in rows]
     unlisted = sorted(h.symbol for h in held if h.in_master is False and h.symbol)
     if unlisted:
         log.warning(
-            "account %s holds symbols the stocks master lacks: %s", account.id, ", ".join(unlisted)
+            "account %s holds symbols the stocks master lacks: %s", account_id, ", ".join(unlisted)
         )
 
     # Released at the caller's commit or rollback, so nobody can write between our upsert and
     # our delete, and a request that dies releases it with its transaction.
     db.session.execute(
         text("SELECT pg_advisory_xact_lock(:key)"),
-        {"key": lock_key(LOCK_NAMESPACE, str(account.id))},
+        {"key": lock_key(LOCK_NAMESPACE, str(account_id))},
     )
-    stored_as_of = _stored_as_of(account.id)
+    stored_as_of = _stored_as_of(account_id)
     if stored_as_of is not None and stored_as_of > now:
         # Another refresh read the broker after us and has already stored it: ours is older.
         return HoldingsSnapshot(as_of=now, holdings=held, unlisted_symbols=unlisted)
@@ -113,9 +117,9 @@ def refresh_holdings(account: Account) -> HoldingsSnapshot:
         db.session.execute(statement)
     instrument = func.coalesce(Holding.symbol, Holding.broker_symbol, Holding.asset)
     db.session.execute(
-        delete(Holding).where(Holding.account_id == account.id, instrument.not_in(list(positions)))
+        delete(Holding).where(Holding.account_id == account_id, instrument.not_in(list(positions)))
     )
-    db.session.execute(update(Account).where(Account.id == account.id).values(holdings_as_of=now))
+    db.session.execute(update(Account).where(Account.id == account_id).values(holdings_as_of=now))
     db.session.flush()
     return HoldingsSnapshot(as_of=now, holdings=held, unlisted_symbols=unlisted)
 

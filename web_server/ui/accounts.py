@@ -178,9 +178,12 @@ def refresh_holdings(account_id: int) -> Any:
     balances: list[Any] | None = None
     broker_error = None
     try:
+        # Built while the account is loaded: the refresh ends the request's reads before it asks
+        # the broker, and the cash is read after it the same way, in no transaction.
+        adapter = adapter_for(account)
         with transaction():
             holdings_service.refresh_holdings(account)
-        balances = list(adapter_for(account).get_balance())
+        balances = list(adapter.get_balance())
     except GatewayError as exc:
         db.session.rollback()
         broker_error = exc.detail
