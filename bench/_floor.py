@@ -1,10 +1,11 @@
 """The order path's floor: a bare Flask app doing what no gateway can avoid, and nothing else.
 
-One loopback hop in (the client's request), two PostgreSQL commits (the intent before the broker
-call, the answer after it, as DESIGN §4 requires of any gateway that must never lose an order),
-and the same signed broker call the gateway makes, through the same adapter. It runs under
-gunicorn with the gateway's worker settings, so the difference between the two is what the
-gateway adds: authentication, validation, idempotency, locks, leases, risk checks, rate limits.
+For an order, one loopback hop in (the client's request), two PostgreSQL commits (the intent
+before the broker call, the answer after it, as DESIGN §4 requires of any gateway that must never
+lose an order), and the same signed broker call the gateway makes, through the same adapter. It
+runs under gunicorn with the gateway's worker settings, so the difference between the two is
+what the gateway adds: authentication, validation, idempotency, locks, leases, risk checks, rate
+limits. For a stored read (holdings), one loopback hop and one PostgreSQL read.
 
 Configured from the environment by ``bench/order_path.py`` (a benchmark's loopback keys only).
 """
@@ -107,5 +108,16 @@ def create_app() -> Flask:
                 {"b": answer.broker_order_id, "id": order_id},
             )
         return jsonify(id=str(order_id), broker_order_id=answer.broker_order_id), 201
+
+    @app.get("/holdings/<exchange>")
+    def holdings(exchange: str):
+        # A stored read's floor: one loopback hop and one PostgreSQL read (its own transaction,
+        # no BEGIN or COMMIT), answered as JSON.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = conn.execute(
+                sa.text("SELECT id, body FROM floor_orders ORDER BY created_ts DESC LIMIT 2")
+            ).all()
+        return jsonify(exchange=exchange, holdings=[{"id": str(r.id), **r.body} for r in rows])
 
     return app
