@@ -207,8 +207,9 @@ class _Statements:
 #: Redis (as here) the shared rate limiter adds its own: 5 statements and 1 checkout per KIS
 #: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8; then
 #: 22 and 25 before the first reads and the intent left their transactions and a resting
-#: order's answer its ORM round (services/orders/answered.py).
-MAX_STATEMENTS = {"KIS": 13, "UPBIT": 16}
+#: order's answer became one statement (services/orders/answered.py). With Redis, a KIS order
+#: is five: the two first reads, the intent, the claim and the answer.
+MAX_STATEMENTS = {"KIS": 10, "UPBIT": 13}
 #: The first reads are made on the order's own connection, which then carries it to its answer
 #: (placement.py, submission.Held): one checkout per order, and the PostgreSQL limiter's.
 MAX_CHECKOUTS = {"KIS": 2, "UPBIT": 3}
@@ -233,3 +234,37 @@ def test_what_one_order_costs_the_database(
         report = "\n".join(seen.statements)
         assert len(seen.statements) <= MAX_STATEMENTS[exchange], report
         assert seen.checkouts <= MAX_CHECKOUTS[exchange], (seen.checkouts, report)
+
+
+def test_a_resting_order_answered_in_one_statement_reads_back_as_answered(
+    app,
+    client,
+    api_headers,
+    kis,  # noqa: F811 - the fixture
+    upbit,  # noqa: F811 - the fixture
+):
+    """The one-statement answer (services/orders/answered.py) tells the client, and its event
+    tells the stream, the order as the database then holds it: its view is computed from the
+    claimed row rather than read back, so every field is compared with a fresh read."""
+    from web_server.models import OrderEvent
+
+    for body in (kis.order(), _body(upbit.account_id)):
+        placed = _post(client, api_headers, body, f"read-back-{body['account_id']}")
+        assert placed.status_code == 201, placed.get_json()
+        view = placed.get_json()
+        assert view["status"] == "SUBMITTED" and view["broker_order_id"]
+        fresh = client.get(f"/api/v1/orders/{view['id']}", headers=api_headers).get_json()
+        fresh.pop("fills")
+        assert view == fresh
+        with app.app_context():
+            events = db.session.scalars(
+                select(OrderEvent).where(OrderEvent.order_id == view["id"]).order_by(OrderEvent.id)
+            ).all()
+            stored = db.session.get(Order, view["id"])
+            assert stored.lease_until == stored.updated_ts  # the lease ended with the answer
+            assert stored.intent.status == "SUBMITTED"
+        assert [e.type for e in events] == ["accepted", "submitted"]
+        shown = events[1].payload["order"]
+        for field in shown:
+            if field in fresh:
+                assert shown[field] == fresh[field], field

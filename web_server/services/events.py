@@ -165,12 +165,14 @@ def payload_json(session: Session, order: Any) -> str:
 
 
 #: The event of one order written by the statement that writes the order, as CTEs appended to
-#: it: the writer's CTE ``written_order`` must return the order's ``id`` and ``account_id``. The
-#: same counter, ids and NOTIFY as :func:`_write_pending`, one round trip fewer. Its parameters:
-#: ``event_type``, ``event_payload`` (:func:`payload_json`) and ``channel`` (:data:`CHANNEL`).
+#: it: the writer's CTE ``written_order`` returns the order's ``id`` and ``account_id`` — or no
+#: row, and then nothing is counted, written or notified (ids keep having no gaps). The same
+#: counter, ids and NOTIFY as :func:`_write_pending`, one round trip fewer; the statement returns
+#: one row when the event was written. Its parameters: ``event_type``, ``event_payload``
+#: (:func:`payload_json`) and ``channel`` (:data:`CHANNEL`).
 WRITE_ONE_EVENT = (
     " counter AS (UPDATE trade.order_event_counter SET last_id = last_id + 1"
-    " RETURNING last_id, clock_timestamp() AS ts),"
+    " WHERE EXISTS (SELECT 1 FROM written_order) RETURNING last_id, clock_timestamp() AS ts),"
     " written_event AS (INSERT INTO trade.order_events"
     " (id, account_id, order_id, type, ts, payload)"
     " SELECT counter.last_id, written_order.account_id, written_order.id, :event_type,"

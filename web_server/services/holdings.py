@@ -279,7 +279,8 @@ def cached_snapshot(account_id: int) -> HoldingsSnapshot | None:
     or older than ``HOLDINGS_MAX_AGE_SECONDS`` (the long way reads the broker). Issue 12: the
     most frequent read of the API, at one round trip instead of five.
     """
-    db.session.commit()  # the request's own reads end before the next connection is taken
+    if db.session().in_transaction():
+        db.session.commit()  # the request's own reads end before the next connection
     with autocommit_session(db.engine) as session:
         rows = session.execute(_CACHED, {"id": account_id}).all()
     if not rows:

@@ -1,24 +1,28 @@
-"""Recording the most common answer, a resting order's acceptance, in two statements.
+"""Recording the most common answer, a resting order's acceptance, in one statement.
 
 Most orders the broker accepts rest on its book: the answer carries the broker's number and
-nothing filled. Recording it through the ORM (``submission._write``: the order read ``FOR
-UPDATE``, changed, flushed, its event captured from the flush and written by the commit hook)
-was a fifth of the gateway's CPU per order and six round trips (issue 12). Here it is:
+nothing filled. Recording it through the ORM (``submission._write``: BEGIN, the order read ``FOR
+UPDATE``, changed, flushed, the intent updated, the event captured from the flush and written by
+the commit hook, COMMIT) was a fifth of the gateway's CPU per order and six round trips (issue
+12). Here it is one statement, its own transaction:
 
-1. one UPDATE, only while the order is still PENDING_SUBMIT with nothing filled, that writes
-   what ``lifecycle.apply_answer`` writes for such an answer and returns the row;
-2. one statement that updates the intent, releases the order's advisory lock (the row lock of
-   step 1 keeps everyone off until the commit) and writes the ``submitted`` event with the
-   order's view made from that row (``events.WRITE_ONE_EVENT``).
+- the order's UPDATE, only while it is still PENDING_SUBMIT with nothing filled, writing what
+  ``lifecycle.apply_answer`` writes for such an answer and ending the lease;
+- the intent's status, and the release of the order's advisory lock (held by this connection
+  since the claim);
+- the ``submitted`` event (``events.WRITE_ONE_EVENT``), written only if the order was.
 
-Anything else — an answer with fills, another status, an order someone else moved — takes the
-ORM's way (``record`` returns None and nothing was written).
+The event's view, and the order answered to the client, are the claimed row (``Held.claimed``:
+no one else writes the order while its lock is held) with the same changes made in Python
+(:func:`_answered`). If the UPDATE matched nothing — the order moved after all — nothing at all
+was written, the lock is still held, and the caller takes the ORM's way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -28,28 +32,26 @@ from brokers import BrokerOrder, kst_date
 from web_server.models import Order, OrderStatus
 from web_server.services import events
 
-#: ``lifecycle.apply_answer`` for a resting order's acceptance, and the end of its lease
-#: (``submission._write``). Old values on the right: the date is bound with the number only.
-_ANSWER = text(
-    "UPDATE trade.orders SET broker_order_id = coalesce(broker_order_id, :broker_order_id),"
+#: Old values on the right of SET: the date is bound together with the number only.
+_ORDER_AND_INTENT = (
+    "WITH updated AS (UPDATE trade.orders SET"
+    " broker_order_id = coalesce(broker_order_id, :broker_order_id),"
     " broker_order_date = CASE WHEN broker_order_id IS NULL AND symbol IS NOT NULL"
     " THEN CAST(:order_date AS date) ELSE broker_order_date END,"
     " status = 'SUBMITTED', reject_code = NULL, reject_message = NULL,"
     " average_fill_price = coalesce(CAST(:average_price AS numeric), average_fill_price),"
     " raw = coalesce(CAST(:raw AS jsonb), raw), submitted_ts = coalesce(submitted_ts, :now),"
     " updated_ts = :now, lease_until = :now"
-    " WHERE id = :id AND status = 'PENDING_SUBMIT' AND filled_quantity = 0 RETURNING *"
-)
-#: The intent, the lock and the event. The unlock runs although nothing reads its CTE:
-#: data-modifying CTEs always run to completion, RETURNING included.
-_INTENT = (
-    "WITH written_order AS (SELECT CAST(:order_id AS uuid) AS id,"
-    " CAST(:account_id AS integer) AS account_id),"
+    " WHERE id = :id AND status = 'PENDING_SUBMIT' AND filled_quantity = 0"
+    " RETURNING id, account_id, intent_id),"
+    # The unlock runs although nothing reads this CTE: data-modifying CTEs always run to
+    # completion, RETURNING included.
     " intent AS (UPDATE trade.order_intents SET status = 'SUBMITTED', updated_ts = :now"
-    " WHERE intent_id = :intent_id"
-    " RETURNING CASE WHEN :unlock THEN pg_advisory_unlock(:key) END),"
+    " FROM updated WHERE trade.order_intents.intent_id = updated.intent_id"
+    " RETURNING pg_advisory_unlock(:key)),"
+    " written_order AS (SELECT id, account_id FROM updated),"
 )
-_INTENT_AND_EVENT = text(_INTENT + events.WRITE_ONE_EVENT)
+_RECORD = text(_ORDER_AND_INTENT + events.WRITE_ONE_EVENT)
 
 
 def is_resting(answer: BrokerOrder) -> bool:
@@ -62,43 +64,59 @@ def is_resting(answer: BrokerOrder) -> bool:
 
 def record(
     session: Session,
-    order_id: Any,
+    claimed: Mapping[str, Any],
     answer: BrokerOrder,
     now: dt.datetime,
     *,
-    unlock_key: int | None,
+    unlock: int,
 ) -> Order | None:
-    """Record a resting order's acceptance in ``session``'s transaction; None: not this case.
+    """Record a resting order's acceptance in one statement; None: nothing was written.
 
-    ``unlock_key``: the order's advisory lock, held by this session's connection, to release
-    with the intent's update (None: not held).
+    Args:
+        session: a session outside any transaction, on the connection holding the order's lock.
+        claimed: the order's row as claimed (``Held.claimed``).
+        answer: the broker's answer (:func:`is_resting`).
+        now: the gateway's time of the answer.
+        unlock: the order's advisory lock, released with the write.
     """
-    row = session.execute(
-        _ANSWER,
+    raw = json.dumps(dict(answer.raw), default=str) if answer.raw else None
+    order = _answered(claimed, answer, now, raw)
+    written = session.execute(
+        _RECORD,
         {
-            "id": order_id,
+            "id": order.id,
             "broker_order_id": answer.broker_order_id,
             "order_date": kst_date(answer.created_at or now),
-            "average_price": answer.average_fill_price,
-            "raw": json.dumps(dict(answer.raw), default=str) if answer.raw else None,
+            # apply_fills: a zero average is no average (``or``), in SQL as in _answered.
+            "average_price": answer.average_fill_price or None,
+            "raw": raw,
             "now": now,
-        },
-    ).one_or_none()
-    if row is None:
-        return None
-    order = Order(**row._mapping)  # transient: the answer's view, never flushed
-    session.execute(
-        _INTENT_AND_EVENT,
-        {
-            "order_id": order.id,
-            "account_id": order.account_id,
-            "intent_id": order.intent_id,
-            "now": now,
-            "unlock": unlock_key is not None,
-            "key": unlock_key or 0,
+            "key": unlock,
             "event_type": "submitted",
             "event_payload": events.payload_json(session, order),
             "channel": events.CHANNEL,
         },
-    )
-    return order
+    ).first()
+    return order if written is not None else None
+
+
+def _answered(
+    claimed: Mapping[str, Any], answer: BrokerOrder, now: dt.datetime, raw: str | None
+) -> Order:
+    """The claimed row with the changes :data:`_RECORD` makes, as a transient order."""
+    row = dict(claimed)
+    if row["broker_order_id"] is None:
+        row["broker_order_id"] = answer.broker_order_id
+        if row["symbol"] is not None:
+            row["broker_order_date"] = kst_date(answer.created_at or now)
+    row |= {
+        "status": OrderStatus.SUBMITTED.value,
+        "reject_code": None,
+        "reject_message": None,
+        "average_fill_price": answer.average_fill_price or row["average_fill_price"],
+        "raw": json.loads(raw) if raw is not None else row["raw"],
+        "submitted_ts": row["submitted_ts"] or now,
+        "updated_ts": now,
+        "lease_until": now,
+    }
+    return Order(**row)  # transient: the answer's view, never flushed

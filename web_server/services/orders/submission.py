@@ -283,15 +283,17 @@ def _left(deadline: float) -> float:
 
 #: Takes the order's advisory lock (``lifecycle.order_lock``'s key) and claims the send in one
 #: statement, so in one round trip and one transaction: the lock only if free, the claim only if
-#: the lock was had. See :meth:`Held.lock_and_claim` for the claim's condition.
+#: the lock was had; the claimed row comes back (the order as the answer will find it, since no
+#: one else writes it while the lock is held). See :meth:`Held.lock_and_claim` for the claim's
+#: condition.
 _LOCK_AND_CLAIM = text(
     "WITH lock AS MATERIALIZED (SELECT pg_try_advisory_lock(:key) AS got),"
     " claimed AS (UPDATE trade.orders SET send_started_ts = :started, lease_until = :until,"
     " updated_ts = :started FROM lock WHERE lock.got AND trade.orders.id = :id"
     " AND trade.orders.status = 'PENDING_SUBMIT' AND ((trade.orders.send_started_ts IS NULL"
     " AND trade.orders.lease_until = :lease) OR (trade.orders.send_started_ts = :started"
-    " AND trade.orders.lease_until = :until)) RETURNING 1)"
-    " SELECT lock.got, (SELECT count(*) FROM claimed) AS claimed FROM lock"
+    " AND trade.orders.lease_until = :until)) RETURNING trade.orders.*)"
+    " SELECT lock.got, claimed.* FROM lock LEFT JOIN claimed ON true"
 )
 _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 #: The intent's status (unchanged when NULL) and time, as the answer is recorded.
@@ -321,6 +323,8 @@ class Held:
         self.key = lock_key("order", str(order_id))
         self.connection: Connection | None = None
         self.locked = False
+        #: The order's row as claimed, while this connection's lock has kept it so.
+        self.claimed: dict[str, Any] | None = None
 
     def _connect(self) -> Connection:
         if self.connection is None:
@@ -334,7 +338,7 @@ class Held:
                 self.connection.invalidate()
             with contextlib.suppress(Exception):
                 self.connection.close()
-        self.connection, self.locked = None, False
+        self.connection, self.locked, self.claimed = None, False, None
 
     def lock_and_claim(self, lease: dt.datetime, deadline: float) -> bool:
         """Take the order's lock and claim the send; tell whether the order is still ours.
@@ -359,16 +363,17 @@ class Held:
             try:
                 # One statement is its own transaction: no BEGIN and COMMIT round trips.
                 connection.execution_options(isolation_level="AUTOCOMMIT")
-                got, claimed = connection.execute(_LOCK_AND_CLAIM, values).one()
+                row = connection.execute(_LOCK_AND_CLAIM, values).one()._asdict()
                 connection.rollback()  # ends SQLAlchemy's bookkeeping; nothing is sent
                 connection.execution_options(isolation_level=_DEFAULT_ISOLATION)
             except Exception:
                 self.drop()
                 raise
-            if not got:
+            if not row.pop("got"):
                 raise _LockBusy(str(self.order_id))
             self.locked = True
-            return bool(claimed)
+            self.claimed = row if row["id"] is not None else None
+            return self.claimed is not None
 
         try:
             return retry_unavailable(
@@ -477,20 +482,24 @@ def _order_for_update() -> Any:
 
 def _write(order_id: uuid.UUID, outcome: Outcome, held: Held | None) -> Order | None:
     now = clock.now()
+    if (
+        held is not None
+        and held.locked
+        and held.claimed is not None
+        and outcome.kind == "answered"
+        and answered.is_resting(outcome.answer)
+    ):
+        # The common case, in one statement without the ORM (answered.py).
+        with held.session(alone=True) as alone:
+            known_market(alone, held.market)
+            resting = answered.record(alone, held.claimed, outcome.answer, now, unlock=held.key)
+        if resting is not None:
+            held.locked, held.claimed = False, None
+            return resting
     session = held.session() if held is not None else Session(db.engine, expire_on_commit=False)
     with session, session.begin():
         if held is not None:
             known_market(session, held.market)  # (adding it begins no transaction here)
-        if outcome.kind == "answered" and answered.is_resting(outcome.answer):
-            # The common case, in two statements without the ORM (answered.py).
-            unlock = held is not None and held.locked
-            resting = answered.record(
-                session, order_id, outcome.answer, now, unlock_key=held.key if unlock else None
-            )
-            if resting is not None:
-                if unlock:
-                    held.locked = False
-                return resting
         order = session.scalars(_order_for_update(), {"id": order_id}).one_or_none()
         if order is None:
             return None  # forgotten by an earlier attempt whose acknowledgement was lost
