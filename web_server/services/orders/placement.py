@@ -362,8 +362,10 @@ def _commit_intent(
 
     False means the key is already taken by another request. A commit whose acknowledgement was
     lost with the connection is found again by the next attempt instead of being inserted twice.
-    With ``held`` (``submission._Held``), on the connection that will carry the order to the
-    broker; one that fails is discarded and the next attempt takes a new one.
+    With ``held`` (``submission.Held``), on the connection that will carry the order to the
+    broker; one that fails is discarded and the next attempt takes a new one. With ``gate``
+    (``risk.check`` already passed), the policies are applied here if any exist; otherwise the
+    intent is one statement outside a transaction. Without it (an amend) the whole gate runs here.
 
     Raises:
         DatabaseUnavailable: the database did not answer for :data:`COMMIT_BUDGET` seconds.
