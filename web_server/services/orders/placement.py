@@ -492,18 +492,9 @@ class _IntentView:
 
     @classmethod
     def of(cls, action_key: str, row: Mapping[str, Any]) -> _IntentView:
-        return cls(
-            action_key=action_key,
-            account_id=row["account_id"],
-            symbol=row["symbol"],
-            crypto_market_id=row["crypto_market_id"],
-            side=row["side"],
-            order_type=row["order_type"],
-            quantity=row["quantity"],
-            quote_amount=row["quote_amount"],
-            limit_price=row["limit_price"],
-            route=row["route"],
-        )
+        """The view of an intent's row (its terms: ``values`` with ``_NO_TERMS``)."""
+        terms = (field.name for field in dataclasses.fields(cls) if field.name != "action_key")
+        return cls(action_key=action_key, **{name: row[name] for name in terms})
 
 
 @dataclasses.dataclass(frozen=True)
