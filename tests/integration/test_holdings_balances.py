@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import os
+import time
 from decimal import ROUND_DOWN, Decimal
 
 import psycopg
@@ -89,6 +90,41 @@ def test_concurrent_refreshes_of_one_account_all_succeed_and_store_one_row_per_p
         (account_id,),
     ).fetchall()
     assert [(s, str(q)) for s, q in rows] == sorted(held.items())
+
+
+@pytest.mark.parametrize("read", ["holdings?refresh=true", "balances"])
+def test_no_transaction_stays_open_while_the_broker_is_read(
+    read, client, api_headers, gateway, kis, psql
+):
+    """A read of the broker ends the request's own reads first.
+
+    Before, a holdings refresh or a balances read kept the transaction of its account read open
+    for as long as the broker took: a TRUNCATE or a migration's ALTER queued behind its snapshot,
+    and every statement behind them (the suite once hung so, on a page's background refresh).
+    """
+    account_id = _add_kis_account(client, api_headers, *kis)
+    sim_url = kis[0]
+    requests.post(
+        f"{sim_url}/_sim/faults", json={"kind": "latency", "seconds": 2, "count": 5}, timeout=5
+    ).raise_for_status()
+    outcome: dict[str, int] = {}
+
+    def ask() -> None:
+        url = f"{gateway}/api/v1/accounts/{account_id}/{read}"
+        outcome["status"] = requests.get(url, headers=api_headers, timeout=30).status_code
+
+    asking = concurrent.futures.ThreadPoolExecutor(1).submit(ask)
+    try:
+        time.sleep(1.0)  # the request is now waiting on the broker
+        open_ones = psql.execute(
+            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        ).fetchall()
+    finally:
+        asking.result(timeout=30)
+        requests.delete(f"{sim_url}/_sim/faults", timeout=5)
+    assert outcome["status"] == 200
+    assert open_ones == []
 
 
 def test_a_position_outside_the_stocks_master_is_kept_and_reported_in_every_read(
