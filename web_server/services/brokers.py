@@ -15,7 +15,6 @@ for the account's environment. So a real broker and a simulator differ only in U
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import threading
 import time
@@ -139,10 +138,14 @@ class _Observed:
 
     Only the public methods are wrapped; everything else (``exchange``, ``capabilities``) is the
     adapter's own. The operation label is the method's name: a small fixed set, never an id.
+    ``tokens`` is the token provider the adapter was built with (KIS, Kiwoom; else None), so a
+    caller that must make sure of the token before a call (``orders/submission.py``) asks the
+    same one.
     """
 
-    def __init__(self, adapter: Any) -> None:
+    def __init__(self, adapter: Any, tokens: Any = None) -> None:
         self._adapter = adapter
+        self.tokens = tokens
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._adapter, name)
@@ -165,15 +168,67 @@ class _Observed:
 
 
 def adapter_for(account: Account, *, token_provider: Any = None) -> Any:
-    """Return a ready adapter for ``account``, its broker calls timed for ``/metrics``."""
-    return _Observed(_build_adapter(account, token_provider=token_provider))
+    """Return a ready adapter for ``account``, its broker calls timed for ``/metrics``.
 
-
-def _build_adapter(account: Account, *, token_provider: Any = None) -> Any:
-    """Return a ready adapter for ``account``.
+    One adapter per account and process is kept, with its credentials decrypted once (issue 12:
+    an adapter per order cost a decryption, a session and, for KIS and Kiwoom, a token read).
+    It is found again by what the account's row stores — its id, exchange, environment,
+    ``base_url`` and its *encrypted* keys and broker configuration — and the app's settings it was
+    built with, so finding it decrypts and hashes nothing. New keys (or the same keys encrypted
+    anew: a rotation), a new URL, a new environment or a new account number are another entry:
+    a new adapter (the old entry is never used again and ages out).
 
     For KIS and Kiwoom, ``token_provider`` defaults to the token service's provider of this
-    account, so every call carries a valid token.
+    account, so every call carries a valid token; an adapter given its own (issuance,
+    revocation) is built for the caller and not kept.
+    """
+    if (
+        token_provider is not None
+        or account.id is None
+        or account.__dict__.get("_pending_plaintext")
+    ):
+        return _build_adapter(account, token_provider)
+    config = current_app.config
+    identity: tuple[Any, ...] = (
+        account.id,
+        account.exchange,
+        account.environment,
+        account.base_url,
+        account.api_key_ciphertext,
+        account.api_secret_ciphertext,
+        account.securities_config_ciphertext,
+        # What decides the host and whether the keys may travel there (base_url_for), and the
+        # calls' timeout: settings a test or an operator's reload may change.
+        config.get("ENV"),
+        repr(config.get("BROKERS")),
+        repr(config.get("BROKER_URL_ALLOWLIST")),
+        config.get("BROKER_TIMEOUT_SECONDS", 10.0),
+        # The objects themselves (compared by identity): a key keeps them alive, so no later
+        # object can take over their id.
+        gateway_clock.source(),
+        rate_limiter(),
+    )
+    cache: OrderedDict[tuple[Any, ...], Any] = current_app.extensions.setdefault(
+        "gateway.adapters", OrderedDict()
+    )
+    with _CACHE_LOCK:
+        adapter = cache.get(identity)
+        if adapter is not None:
+            cache.move_to_end(identity)
+            return adapter
+    adapter = _build_adapter(account, None)
+    with _CACHE_LOCK:
+        cache[identity] = adapter
+        while len(cache) > ADAPTER_CACHE_SIZE:
+            cache.popitem(last=False)
+    return adapter
+
+
+def _build_adapter(account: Account, token_provider: Any) -> _Observed:
+    """Build an adapter for ``account`` (``token_provider``: see :func:`adapter_for`).
+
+    Raises:
+        ConfigError: the account's host is not one its keys may travel to (``base_url_for``).
     """
     cls = adapter_class(account.exchange)
     kwargs: dict[str, Any] = {
@@ -186,50 +241,15 @@ def _build_adapter(account: Account, *, token_provider: Any = None) -> Any:
         # broker counting unit across every process and host.
         "limiter": rate_limiter(),
     }
-    secret = hashlib.sha256(str(account.api_secret).encode()).hexdigest()
-    # One adapter per account and process is kept, with its credentials decrypted once (issue
-    # 12: an adapter per order cost a decryption, a session and, for KIS and Kiwoom, a token
-    # read). The key holds everything the adapter was built from, so new keys, a new URL, a new
-    # environment or a new account number build a new one (the old entry is never used again
-    # and ages out).
-    identity: tuple[Any, ...] = (
-        account.id,
-        account.exchange,
-        account.environment,
-        kwargs["base_url"],
-        account.api_key,
-        secret,
-        kwargs["timeout"],
-        # The objects themselves (compared by identity): a key keeps them alive, so no later
-        # object can take over their id.
-        kwargs["clock"],
-        kwargs["limiter"],
-    )
     if account.account_type == "SECURITIES_STOCK":
         from web_server.services.tokens import AccountTokenProvider, provider_identity
 
-        if token_provider is not None:  # issuance, revocation: their own provider, not kept
-            return cls(credentials_for(account), token_provider=token_provider, **kwargs)
-        identity += (repr(sorted(securities_config(account).items())),)
-        # The provider keeps this process's copy of the stored token (services/tokens.py).
-        kwargs["token_provider"] = AccountTokenProvider(
+        # The kept provider keeps this process's copy of the stored token (services/tokens.py).
+        kwargs["token_provider"] = token_provider or AccountTokenProvider(
             account.id, provider_identity(account, kwargs["base_url"])
         )
     else:
         # Orders are checked against the stored market list (services/market_rules.py), never a
         # download of the exchange's.
         kwargs["order_rules"] = order_rule_source(account.exchange)
-    cache: OrderedDict[tuple[Any, ...], Any] = current_app.extensions.setdefault(
-        "gateway.adapters", OrderedDict()
-    )
-    with _CACHE_LOCK:
-        adapter = cache.get(identity)
-        if adapter is not None:
-            cache.move_to_end(identity)
-            return adapter
-    adapter = cls(credentials_for(account), **kwargs)
-    with _CACHE_LOCK:
-        cache[identity] = adapter
-        while len(cache) > ADAPTER_CACHE_SIZE:
-            cache.popitem(last=False)
-    return adapter
+    return _Observed(cls(credentials_for(account), **kwargs), kwargs.get("token_provider"))

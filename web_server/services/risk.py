@@ -34,12 +34,13 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import column, func, lateral, or_, select, text
 from sqlalchemy.orm import Session
 
 from brokers.krx import price_band
@@ -114,8 +115,8 @@ def day_start(now: dt.datetime) -> dt.datetime:
 #: key, the account or the gateway (the global one first, as ``kill_switches.check``), whether
 #: the key and the account have a policy, and for a stock its NXT eligibility, designations and
 #: the day's base price. Issue 12: these were six statements, and the gate's locks were taken
-#: for every order although only a counting policy needs them.
-_FACTS = text(
+#: for every order although only a counting policy needs them. Always one row.
+_FACTS_SQL = (
     "SELECT ks.scope, ks.reason, ks.set_by, ks.set_at,"
     " EXISTS (SELECT 1 FROM trade.risk_policies WHERE api_key_id = :key) AS key_policy,"
     " EXISTS (SELECT 1 FROM trade.risk_policies WHERE account_id = :account) AS account_policy,"
@@ -129,6 +130,28 @@ _FACTS = text(
     "  ORDER BY scope DESC LIMIT 1) AS ks ON true"
     " LEFT JOIN market.stocks s ON s.symbol = :symbol"
 )
+_FACTS = text(_FACTS_SQL)
+_FACT_NAMES = (
+    "scope", "reason", "set_by", "set_at", "key_policy", "account_policy", "stock",
+    "nxt_eligible", "designations", "base_price",
+)  # fmt: skip
+
+
+@functools.cache
+def facts_lateral() -> Any:
+    """The gate's facts as a LATERAL subquery, for a caller's first read to join (``ON true``).
+
+    Placement reads them with the account in one round trip and hands the row to :func:`check`
+    (``facts``); its parameters are :func:`facts_parameters`'.
+    """
+    columns = [column(name) for name in _FACT_NAMES]
+    return lateral(text(_FACTS_SQL).columns(*columns), name="risk_facts")
+
+
+def facts_parameters(key_id: int, account_id: int, symbol: str | None, now: dt.datetime) -> dict:
+    """The parameters of the facts' statement for an order of ``key_id`` on ``account_id``."""
+    day = krx_sessions.trading_date(now)
+    return {"key": key_id, "account": account_id, "symbol": symbol, "day": day}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,10 +190,11 @@ def admit(session: Session, intent: IntentLike) -> None:
         apply_policies(session, intent, gate)
 
 
-def check(session: Session, intent: IntentLike) -> Gate:
+def check(session: Session, intent: IntentLike, facts: Any = None) -> Gate:
     """Refuse the order if a kill switch covers it or a KRX check fails; tell what is left.
 
-    One statement reads the kill switches, the stock and whether any policy applies. Without a
+    One statement reads the kill switches, the stock and whether any policy applies (``facts``:
+    a row of it the caller read already, with :func:`facts_lateral`). Without a
     policy nothing is counted, so nothing needs serialising: placement then writes its intent
     in one statement of its own, without a transaction around this read (issue 12). With one,
     :func:`apply_policies` must run in the intent's transaction.
@@ -180,15 +204,9 @@ def check(session: Session, intent: IntentLike) -> Gate:
         PriceOutsideBand, SessionClosed, NotNxtEligible: a KRX check failed.
     """
     key_id, now = _key_id(intent), clock.now()
-    facts = session.execute(
-        _FACTS,
-        {
-            "key": key_id,
-            "account": intent.account_id,
-            "symbol": intent.symbol,
-            "day": krx_sessions.trading_date(now),
-        },
-    ).one()
+    if facts is None:
+        parameters = facts_parameters(key_id, intent.account_id, intent.symbol, now)
+        facts = session.execute(_FACTS, parameters).one()
     panic = _PANIC.get() is not None
     if not panic and facts.scope is not None:
         raise kill_switches.refusal(facts.scope, facts.reason, facts.set_by, facts.set_at)

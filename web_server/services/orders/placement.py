@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -233,11 +233,12 @@ def _place(
         db.session.commit()  # the request's own reads (its API key, when not cached) end
     ready: _Ready | None = None
     with held.session(alone=True) as reader:
+        parameters = risk.facts_parameters(key.id, account_id, body["symbol"], clock.now())
         found = reader.execute(
-            _account_and_key(), {"action_key": action_key, "account_id": account_id}
+            _account_and_key(), {"action_key": action_key, "account_id": account_id, **parameters}
         ).first()
         if found is not None and found[1] is None:
-            ready = _prepare(reader, found[0], body, action_key, client_order_id, held)
+            ready = _prepare(reader, found[0], body, action_key, client_order_id, held, found)
     if ready is None:
         held.release()
         existing = _replay(action_key, digest)
@@ -289,10 +290,12 @@ def _prepare(
     action_key: str,
     client_order_id: str,
     held: submission.Held,
+    facts: Any = None,
 ) -> _Ready:
     """Check the order (shape, instrument, market rules, kill switches, KRX) and build it.
 
-    Everything the broker call needs is had now, while a refusal still costs nothing.
+    Everything the broker call needs is had now, while a refusal still costs nothing. ``facts``:
+    the risk gate's, read with the account (``_account_and_key``), else read here.
 
     Raises:
         ValidationFailed, Conflict, KillSwitchEngaged, ...: the order is refused; nothing is
@@ -323,20 +326,27 @@ def _prepare(
     )
     sender = submission.Sender(account, held)
     check_market_rules(sender.adapter, account, request)
-    gate = risk.check(reader, _risk_view(_IntentView.of(action_key, {**_NO_TERMS, **values})))
+    view = _risk_view(_IntentView.of(action_key, {**_NO_TERMS, **values}))
+    gate = risk.check(reader, view, facts)
     return _Ready(values=values, request=request, sender=sender, gate=gate)
 
 
 @functools.cache
 def _account_and_key() -> Any:
-    """The first read of a placement (the account, and whether the key was used), built once.
+    """The first read of a placement (account, whether the key was used, gate facts), built once.
+
+    The risk gate's facts (``risk.facts_lateral``: kill switches, policies, the stock) come with
+    the account, so the gate reads nothing of its own: one round trip for all three.
 
     A statement built per order, and its cache key computed per order, were a measurable part of
     its CPU (issue 12); a built statement keeps its cache key.
     """
+    facts = risk.facts_lateral()
     return (
-        select(Account, OrderIntent.intent_id)
+        select(Account, OrderIntent.intent_id, *facts.c)
+        .select_from(Account)
         .outerjoin(OrderIntent, OrderIntent.action_key == bindparam("action_key"))
+        .join(facts, true())
         .where(Account.id == bindparam("account_id"))
     )
 

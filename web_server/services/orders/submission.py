@@ -71,7 +71,7 @@ from web_server.extensions import db
 from web_server.locks import lock_key
 from web_server.models import Account, CryptoMarket, Order, OrderStatus
 from web_server.services import clock
-from web_server.services.brokers import adapter_for, base_url_for
+from web_server.services.brokers import adapter_for
 from web_server.services.orders import answered
 from web_server.services.orders.fills import complete
 from web_server.services.orders.lifecycle import (
@@ -159,14 +159,8 @@ class Sender:
 
     def __init__(self, account: Account, held: Held | None = None) -> None:
         self._held = held  # placement's connection for this order (see Held)
-        self._tokens: Any = None
-        if account.account_type == "SECURITIES_STOCK":
-            from web_server.services.tokens import AccountTokenProvider, provider_identity
-
-            self._tokens = AccountTokenProvider(
-                account.id, provider_identity(account, base_url_for(account))
-            )
         self._adapter: Any = adapter_for(account)
+        self._tokens: Any = self._adapter.tokens  # the adapter's own (None for crypto)
 
     def token_in_memory(self) -> bool:
         """Tell whether the send needs no read for its token (none needed, or a copy held)."""
