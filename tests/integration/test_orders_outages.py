@@ -35,6 +35,7 @@ from web_server.services.stocks_sync import run_sync
 from web_server.services.tokens import refresh_token
 
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+CANCEL_PATH = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
 RETRYABLE = (409, 429, 503)
 FINAL = ("SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED")
 
@@ -359,6 +360,35 @@ def test_a_burst_of_orders_larger_than_the_pool_never_waits_on_itself(
     assert psql.execute("SELECT count(*) FROM trade.orders").fetchone() == (12,)
     with small.app_context():
         db.engine.dispose()
+
+
+def test_no_transaction_stays_open_while_the_broker_cancels(app, client, api_headers, kis, psql):
+    """A cancel ends its own reads before the broker is asked (the order's lock is enough).
+
+    Before, its transaction (the order and its account, read under the lock) stayed open for as
+    long as the broker took: a TRUNCATE or a migration queued behind its snapshot, and every
+    statement behind them.
+    """
+    placed = _post(client, api_headers, kis.order(), "cancel-open")
+    assert placed.status_code == 201, placed.get_json()
+    order_id = placed.get_json()["id"]
+    kis.fault(kind="latency", seconds=2, path_prefix=CANCEL_PATH, count=1)
+
+    def cancel() -> tuple[int, dict]:
+        answer = app.test_client().post(f"/api/v1/orders/{order_id}/cancel", headers=api_headers)
+        return answer.status_code, answer.get_json()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        cancelling = pool.submit(cancel)
+        time.sleep(1.0)  # the cancel is now waiting on the broker
+        open_ones = psql.execute(
+            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        ).fetchall()
+        status, answer = cancelling.result(timeout=30)
+    assert status == 200, answer
+    assert answer["status"] in ("CANCELLED", "CANCEL_PENDING"), answer
+    assert open_ones == []
 
 
 def test_a_lost_database_is_a_503_problem_with_retry_after(make_app, database_url):

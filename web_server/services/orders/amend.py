@@ -175,17 +175,21 @@ def _close_replaced(adapter: Any, old_id: uuid.UUID, new_id: uuid.UUID, identity
     """
     now = clock.now()
     with order_lock(old_id, wait=True):
-        old = db.session.get(Order, old_id, with_for_update=True)
+        old = db.session.get(Order, old_id)
         if old is None:
             return
         db.session.refresh(old)
-        old.replaced_by_order_id = new_id
+        broker_order_id = old.broker_order_id
+        assert broker_order_id is not None
+        # No transaction stays open while the broker answers: the order's lock keeps every
+        # other writer off, and its row is read again, as it is, when the answer is written.
+        db.session.commit()
         try:
-            assert old.broker_order_id is not None
-            answer = adapter.get_order(old.broker_order_id, **identity)
+            answer = adapter.get_order(broker_order_id, **identity)
         except Exception as exc:  # noqa: BLE001 - the poller reads it later
             log.warning("order %s: replaced, not read back (%s)", old_id, type(exc).__name__)
             answer = None
+        old.replaced_by_order_id = new_id
         if answer is not None and answer.status in TERMINAL_STATUSES:
             apply_answer(old, complete(adapter, old.filled_quantity, answer), now)
         else:

@@ -71,13 +71,19 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
                 f"Order {order_id} is {order.status}; only open orders can be cancelled."
             )
         account = get_account(order.account_id)
-        assert order.broker_order_id is not None
+        broker_order_id = order.broker_order_id
+        assert broker_order_id is not None
         adapter = adapter_for(account)
         identity = broker_identity(db.session, order)
         again = order.status == OrderStatus.CANCEL_PENDING
+        # The request's reads end before the broker is asked: no transaction stays open while it
+        # answers (a TRUNCATE or a migration would queue behind its snapshot, and everyone
+        # behind them). The order's lock keeps every other writer off meanwhile; its row is read
+        # again, as it is, when the answer is written.
+        db.session.commit()
         now = clock.now()
         try:
-            answer = adapter.cancel_order(order.broker_order_id, **identity)
+            answer = adapter.cancel_order(broker_order_id, **identity)
         except OrderStateUnknown:
             order.cancel_requested_ts = now
             advance(order, OrderStatus.CANCEL_PENDING, now)  # the poller learns the outcome
@@ -86,7 +92,7 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
                 raise
             # A repeated cancel the broker refuses: the first one may have done its work. Read
             # the order; if it is closed, that is the answer, otherwise the refusal stands.
-            answer = adapter.get_order(order.broker_order_id, **identity)
+            answer = adapter.get_order(broker_order_id, **identity)
             if answer.status not in TERMINAL_STATUSES:
                 raise
             apply_answer(order, complete(adapter, order.filled_quantity, answer), now)

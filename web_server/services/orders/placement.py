@@ -229,11 +229,12 @@ def _place(
     # a second connection while it holds one (a burst of new orders larger than the pool would
     # hold all of them and wait until the pool's timeout, 503s for all): the request's own
     # reads end first, and the held connection goes back before a replay, or a token, is read.
+    key_id = key.id  # (read before the commit below expires the key's attributes)
     if db.session().in_transaction():  # (committing an idle session still runs its hooks)
         db.session.commit()  # the request's own reads (its API key, when not cached) end
     ready: _Ready | None = None
     with held.session(alone=True) as reader:
-        parameters = risk.facts_parameters(key.id, account_id, body["symbol"], clock.now())
+        parameters = risk.facts_parameters(key_id, account_id, body["symbol"], clock.now())
         found = reader.execute(
             _account_and_key(), {"action_key": action_key, "account_id": account_id, **parameters}
         ).first()
