@@ -180,6 +180,35 @@ def test_market_buy_by_amount(app, client, api_headers, venue):
     assert spent <= 1000000
 
 
+@pytest.mark.parametrize("venue", ["UPBIT"], indirect=True)
+def test_a_buy_by_amount_counts_its_amount_toward_the_daily_notional_before_it_fills(
+    app, client, api_headers, venue
+):
+    from web_server.extensions import db
+    from web_server.services import risk_policies
+
+    with app.app_context():
+        risk_policies.set_policy(
+            "ACCOUNT", venue.account_id, {"max_daily_notional": "1500000"}, actor="test"
+        )
+        db.session.commit()
+    body = {
+        "account_id": venue.account_id,
+        "symbol": venue.symbol,
+        "side": "BUY",
+        "type": "MARKET",
+        "quote_amount": "1000000",
+    }
+    first = post(client, api_headers, "/api/v1/orders", body, "amount-1")
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["filled_quantity"] == "0"  # not filled yet: the poller reads it
+    second = post(client, api_headers, "/api/v1/orders", body, "amount-2")
+    assert second.status_code == 422, second.get_json()
+    assert second.get_json()["code"] == "risk_daily_notional"
+    assert second.get_json()["value"] == "2000000"
+    assert len(venue.ledger("order_placed")) == 1
+
+
 @pytest.mark.parametrize("venue", ["KIS", "BINANCE"], indirect=True)
 def test_quote_amount_is_refused_where_the_broker_buys_by_quantity(app, client, api_headers, venue):
     body = {

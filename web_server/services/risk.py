@@ -373,6 +373,8 @@ def _apply(
             func.sum(
                 func.coalesce(
                     Order.quantity * Order.limit_price,
+                    # A buy by amount counts its amount, filled or not (as the gate counted it).
+                    Order.quote_amount,
                     Order.filled_quantity * Order.average_fill_price,
                     0,
                 )
