@@ -18,8 +18,8 @@ from web_server.extensions import db
 from web_server.models import Account, SecuritiesToken, TokenIssuanceWindow
 from web_server.services import accounts as accounts_service
 from web_server.services.brokers import adapter_for
+from web_server.services.token_provider import AccountTokenProvider
 from web_server.services.tokens import (
-    AccountTokenProvider,
     app_key_fingerprint,
     backoff_seconds,
     refresh_due_tokens,

@@ -16,7 +16,7 @@ import time
 from web_server import create_app
 from web_server.errors import GatewayError
 from web_server.jobs.scheduler import build_scheduler
-from web_server.services.tokens import AccountTokenProvider
+from web_server.services.token_provider import AccountTokenProvider
 
 
 def request_path(app, account_ids: list[int], stop: threading.Event) -> None:

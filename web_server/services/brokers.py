@@ -242,7 +242,8 @@ def _build_adapter(account: Account, token_provider: Any) -> _Observed:
         "limiter": rate_limiter(),
     }
     if account.account_type == "SECURITIES_STOCK":
-        from web_server.services.tokens import AccountTokenProvider, provider_identity
+        from web_server.services.token_provider import AccountTokenProvider
+        from web_server.services.tokens import provider_identity
 
         # The kept provider keeps this process's copy of the stored token (services/tokens.py).
         kwargs["token_provider"] = token_provider or AccountTokenProvider(
