@@ -265,9 +265,9 @@ def _snapshot(rows: Any, securities: bool, as_of: dt.datetime | None) -> Holding
 #: A cached read in one statement: the account's type and snapshot mark, and the rows shown
 #: (none: one row of NULLs from the outer join, told apart by its NOT NULL quantity).
 _CACHED = text(
-    "SELECT a.account_type, a.holdings_as_of, h.symbol, h.broker_symbol, h.asset, h.name,"
-    " h.quantity, h.available_quantity, h.avg_price, h.current_price, h.pnl, h.pnl_pct"
-    " FROM accounts a LEFT JOIN trade.holdings h ON h.account_id = a.id WHERE a.id = :id"
+    "SELECT a.account_type, a.holdings_as_of, "  # noqa: S608 - names from _SHOWN, no input
+    + ", ".join(f"h.{name}" for name in _SHOWN)
+    + " FROM accounts a LEFT JOIN trade.holdings h ON h.account_id = a.id WHERE a.id = :id"
     " ORDER BY coalesce(h.symbol, h.broker_symbol, h.asset)"
 )
 
