@@ -45,8 +45,8 @@ from bench._db import scratch_database  # noqa: E402
 from bench._floor import build_adapter, order_request  # noqa: E402
 from brokers import Credentials  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-ORDERS = {1: 40, 32: 256}  # per batch
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ORDERS = {1: 80, 32: 256}  # per batch
 # The same gunicorn settings for the gateway and the floor (BENCH_WORKERS, BENCH_THREADS).
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))

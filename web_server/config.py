@@ -229,9 +229,10 @@ def _validate_broker_allowlist(config: dict[str, Any]) -> None:
     if not isinstance(allowlist, list | tuple):
         raise ConfigError(how + ".")
     for origin in allowlist:
-        parts = urlsplit(origin) if isinstance(origin, str) else None
         try:
-            _ = parts and parts.port  # a port that is not a number raises here
+            # An unbalanced bracket in the host, or a port that is not a number, raises.
+            parts = urlsplit(origin) if isinstance(origin, str) else None
+            _ = parts and parts.port
         except ValueError:
             parts = None
         if (

@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
 from tests.conftest import random_key, remember_secret
+from tests.integration.venues_support import run_job
+from web_server.services.orders import poll_open_orders
 from web_server.services.stocks_sync import run_sync
 
 CHECKS = [
@@ -134,6 +136,19 @@ def fuzz_world(app, database_url):
         headers={**headers, "Idempotency-Key": "fuzz-resting"},
     )
     assert placed.status_code == 201, placed.get_json()
+    # And one that fills (above the market), read back by the poller: the event log then holds
+    # fill events too, so GET /api/v1/events answers every kind of payload it has.
+    marketable = str((market * Decimal("1.1") / 1000).quantize(Decimal(1)) * 1000)
+    filled = client.post(
+        "/api/v1/orders",
+        json={**order, "quantity": "1", "limit_price": marketable},
+        headers={**headers, "Idempotency-Key": "fuzz-filled"},
+    )
+    assert filled.status_code == 201, filled.get_json()
+    run_job(app, poll_open_orders)
+    with app.app_context():
+        fills = text("SELECT count(*) FROM trade.order_events WHERE type = 'fill'")
+        assert db.session.scalar(fills)
     STARTED.append(time.monotonic())
     yield headers
     kis.stop()

@@ -32,7 +32,7 @@ from tests.integration.events_support import (
 )
 from tests.integration.test_orders_api import upbit as upbit  # a fixture
 from web_server.extensions import db
-from web_server.models import Order, OrderEvent
+from web_server.models import Fill, Order, OrderEvent
 from web_server.services import events
 
 
@@ -87,6 +87,10 @@ def test_an_event_commits_with_its_change_or_not_at_all(world):
         ("1", "1000100"),
     ]
     assert rows[5].payload["order"]["filled_quantity"] == "2"
+    # Each fill event names its fill by the id GET /api/v1/orders/{id}/fills shows.
+    with Session(engine) as session:
+        stored = session.scalars(select(Fill.fill_id).where(Fill.order_id == order_id)).all()
+    assert {r.payload["fill"]["fill_id"] for r in rows[2::2]} == {str(i) for i in stored}
 
 
 def test_an_order_withdrawn_before_sending_ends_rejected(world):

@@ -218,6 +218,9 @@ API_CASES: list[Case] = [
     bad("base_url with a query", POST, ACCOUNTS, "base_url",
         kis(base_url=KIS_REAL + "/?to=attacker.example")),
     bad("base_url with a blank", POST, ACCOUNTS, "json.base_url", kis(base_url=KIS_REAL + " x")),
+    # urlsplit raises on an unbalanced bracket in the host (found by schemathesis, unseeded).
+    bad("base_url with a lone ]", POST, ACCOUNTS, "base_url", kis(base_url="http://\u00a6\u00fc]x")),
+    bad("base_url with a lone [", POST, ACCOUNTS, "base_url", kis(base_url="https://[openapi")),
     refused("an account created by an admin key limited to one account", POST, ACCOUNTS, 403,
             "forbidden", body=crypto(), key="restricted_admin"),
     # Changes to the existing account.

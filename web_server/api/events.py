@@ -44,6 +44,9 @@ class EventArgs(Schema):
 class EventFillSchema(Schema):
     """One execution of the order."""
 
+    fill_id = fields.UUID(
+        metadata={"description": "the fill's id: ``id`` in ``GET /api/v1/orders/{id}/fills``"}
+    )
     broker_fill_id = fields.String(allow_none=True)
     quantity = fields.String(metadata={"example": "3"})
     price = fields.String(metadata={"example": "70000"})

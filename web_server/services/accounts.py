@@ -181,9 +181,9 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 
 
 def _origin_of(url: str) -> tuple[str, str, int] | None:
-    parts = urlsplit(url)
     try:
-        port = parts.port
+        parts = urlsplit(url)  # raises on an unbalanced bracket in the host
+        port = parts.port  # and on a port that is not a number
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -216,14 +216,14 @@ def broker_url_problem(url: str, *, exchange: str, environment: str) -> str | No
         return "must be a URL of at most 2048 characters"
     if problem := text_problem(url):
         return problem
-    parts = urlsplit(url)
+    origin = _origin_of(url)
+    if origin is None:
+        return "must be an https URL such as https://openapi.koreainvestment.com:9443"
+    parts = urlsplit(url)  # (it parsed above)
     if parts.username or parts.password:
         return "must not carry a user name or password"
     if parts.query or parts.fragment:
         return "must not carry a query or a fragment"
-    origin = _origin_of(url)
-    if origin is None:
-        return "must be an https URL such as https://openapi.koreainvestment.com:9443"
     scheme, host, _ = origin
     if _is_loopback(parts.hostname or ""):
         if is_production():

@@ -227,7 +227,7 @@ def fill_view(fill: Any) -> dict[str, Any]:
     """Return an execution as events carry it."""
     if isinstance(fill, Mapping):
         return dict(fill)
-    return {
+    view = {
         "broker_fill_id": getattr(fill, "broker_fill_id", None),
         "quantity": fill.quantity,
         "price": fill.price,
@@ -235,6 +235,9 @@ def fill_view(fill: Any) -> dict[str, Any]:
         "fee": getattr(fill, "fee", None),
         "tax": getattr(fill, "tax", None),
     }
+    if getattr(fill, "fill_id", None) is not None:  # a stored fill (a broker's has no id yet)
+        view["fill_id"] = fill.fill_id
+    return view
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})
