@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
+
+from web_server.bodies import BoundedRequest, too_large
 
 __all__ = ["create_app"]
 
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder="ui/static",
         instance_relative_config=True,
     )
+    app.request_class = BoundedRequest  # a chunked body is held to the size limit too
     _load_config(app, config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     _init_logging(app)
@@ -157,13 +159,12 @@ def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def refuse_large_bodies() -> None:
         # Werkzeug refuses a body over MAX_CONTENT_LENGTH when a view reads it (and a streamed
-        # one past the limit); this answers every request whose declared length is over it, read
-        # or not, before any work. Either way: a 413 problem, and the body is never read whole.
+        # one past the limit: web_server/bodies.py); this answers every request whose declared
+        # length is over it, read or not, before any work. Either way: a 413 problem, and the
+        # body is never read whole.
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
-            raise RequestEntityTooLarge(
-                f"The body is larger than {limit} bytes (GATEWAY_MAX_CONTENT_LENGTH)."
-            )
+            raise too_large(limit)
 
     @app.after_request
     def add_standard_headers(response: Response) -> Response:

@@ -221,6 +221,8 @@ API_CASES: list[Case] = [
     # urlsplit raises on an unbalanced bracket in the host (found by schemathesis, unseeded).
     bad("base_url with a lone ]", POST, ACCOUNTS, "base_url", kis(base_url="http://\u00a6\u00fc]x")),
     bad("base_url with a lone [", POST, ACCOUNTS, "base_url", kis(base_url="https://[openapi")),
+    bad("base_url with a full-width #", POST, ACCOUNTS, "base_url",
+        kis(base_url="https://a\uff03b.com")),
     refused("an account created by an admin key limited to one account", POST, ACCOUNTS, 403,
             "forbidden", body=crypto(), key="restricted_admin"),
     # Changes to the existing account.
@@ -232,6 +234,8 @@ API_CASES: list[Case] = [
     bad("repoint to another loopback port without the keys", PATCH, ITEM, "api_secret",
         {"base_url": "http://127.0.0.1:9"}),
     bad("switch to PAPER without the keys", PATCH, ITEM, "api_key", {"environment": "PAPER"}),
+    bad("repoint to a host with a lone ]", PATCH, ITEM, "base_url",
+        {"base_url": "http://a]", "api_key": "k", "api_secret": "s"}),
     bad("repoint to an attacker's host with keys", PATCH, ITEM, "base_url",
         {"base_url": ATTACKER, "api_key": "k1", "api_secret": "s1"}),
     bad("a new key without its secret", PATCH, ITEM, "json.api_key", {"api_key": "new-key"}),
@@ -535,3 +539,44 @@ def test_a_deep_body_under_a_larger_size_limit_is_still_a_400(make_app, database
         assert response.get_json()["code"] == "invalid_json"
     with roomy.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("size", [70_000, 10 * 2**20])
+@pytest.mark.parametrize("target", ["json", "form"])
+def test_a_chunked_body_over_the_size_limit_is_a_413_and_changes_nothing(
+    app, api_headers, psql, size, target
+):
+    """A body sent without Content-Length (chunked) is held to the same limit, over real HTTP.
+
+    Found by a probe: before, the server handed the app the first 64 KiB of such a body, which
+    was parsed as if it were the whole of it (JSON with trailing blanks took effect).
+    """
+    import requests
+
+    handle = serve_in_thread(app)
+    try:
+        if target == "json":
+            method, path = "PUT", "/api/v1/kill-switches/global"
+            body, kind = b'{"reason": "chunked"}' + b" " * size, "application/json"
+        else:  # the console's forms (here its login form, read before any CSRF check)
+            method, path = "POST", "/login"
+            body, kind = b"username=a&password=" + b"x" * size, "application/x-www-form-urlencoded"
+
+        def chunks():
+            for start in range(0, len(body), 8192):
+                yield body[start : start + 8192]
+
+        answer = requests.request(
+            method,
+            f"{handle.url}{path}",
+            data=chunks(),  # a generator: requests sends it chunked, with no Content-Length
+            headers={**api_headers, "Content-Type": kind},
+            timeout=30,
+        )
+    finally:
+        handle.stop()
+    assert answer.status_code == 413, answer.text
+    if target == "json":
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.json()["code"] == "payload_too_large"
+    assert psql.execute("SELECT count(*) FROM trade.kill_switches").fetchone() == (0,)
