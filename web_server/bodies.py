@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
 
@@ -30,6 +30,7 @@ class BoundedRequest(Request):
     """Flask's request, refusing a body without ``Content-Length`` that runs past the limit."""
 
     _past_limit_checked = False
+    _refused: RequestEntityTooLarge | None = None
 
     def get_data(self, *args: Any, **kwargs: Any) -> Any:
         """Werkzeug's ``get_data`` (the JSON bodies' read), refusing a body past the limit."""
@@ -42,13 +43,21 @@ class BoundedRequest(Request):
         self._refuse_past_limit()
 
     def _refuse_past_limit(self) -> None:
+        if self._refused is not None:
+            raise self._refused  # every later read of the body too, never its first 64 KiB
         limit = self.max_content_length
         if self._past_limit_checked or limit is None or self.content_length is not None:
             return
-        self._past_limit_checked = True
         stream = self.stream
+        if not (isinstance(stream, LimitedStream) and stream.is_exhausted):
+            return  # not read up to the limit (yet): looked at again after the next read
+        self._past_limit_checked = True
         # The limited stream has given all it may; one more byte of the input says whether the
         # body ended exactly at the limit or went on.
-        exhausted = isinstance(stream, LimitedStream) and stream.is_exhausted
-        if exhausted and self.environ["wsgi.input"].read(1):
-            raise too_large(limit)
+        try:
+            more = self.environ["wsgi.input"].read(1)
+        except (OSError, ValueError) as exc:  # the client went away, or broke its chunking
+            raise ClientDisconnected() from exc
+        if more:
+            self._refused = too_large(limit)
+            raise self._refused

@@ -63,7 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "HSTS_SECONDS": 31536000,
     # /metrics: a bearer token that may read it (besides admin API keys); unset: admin keys only.
     "METRICS_TOKEN": None,
-    # The largest request body read, in bytes; a larger one is a 413 problem before it is read.
+    # The largest request body read, in bytes; a larger one is a 413 problem (before it is read
+    # when its length is declared; a chunked one as soon as it passes the limit).
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Broker hosts an account's base_url may name besides the brokers' official ones (and, outside
     # production, loopback): origins such as "https://openapi.example.com:9443".

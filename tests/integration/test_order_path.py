@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import requests
 from sqlalchemy import func, select
@@ -137,6 +138,48 @@ def test_new_or_re_encrypted_keys_get_a_new_adapter_and_the_old_keys_are_never_s
     assert third.status_code == 201, third.get_json()
     assert [entry["app_key"] for entry in upbit.placed()][-1] == access
     assert len(app.extensions["gateway.adapters"]) == kept + 1
+
+
+def test_a_cancel_that_reads_fills_at_the_broker_holds_no_transaction_meanwhile(
+    app,
+    client,
+    api_headers,
+    upbit,  # noqa: F811
+    psql,
+):
+    """A cancel whose answer shows fills the gateway has not recorded reads them at the broker
+    (Upbit's cancel answer lists none) with no transaction open, as the cancel itself is sent."""
+    import concurrent.futures
+
+    placed = _post(client, api_headers, _body(upbit.account_id), "cancel-fills")
+    assert placed.status_code == 201, placed.get_json()
+    order = placed.get_json()
+    # Part of it fills at the exchange (a step's liquidity), then the market moves away; the
+    # gateway has not read the fill yet.
+    limit = Decimal(order["limit_price"])
+    for price in (upbit.price("KRW-BTC"), limit, limit * 2):  # the liquidity first, uncrossed
+        requests.post(
+            f"{upbit.url}/_sim/prices",
+            json={"symbol": "KRW-BTC", "price": str(price), "liquidity": "0.003"},
+            timeout=5,
+        ).raise_for_status()
+    upbit.fault(kind="latency", seconds=2, path_prefix="/v1/order", method="GET", count=1)
+
+    def cancel() -> tuple[int, dict]:
+        answer = app.test_client().post(f"/api/v1/orders/{order['id']}/cancel", headers=api_headers)
+        return answer.status_code, answer.get_json()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        cancelling = pool.submit(cancel)
+        time.sleep(1.0)  # the cancel is now reading the order's fills at the exchange
+        open_ones = psql.execute(
+            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        ).fetchall()
+        status, answer = cancelling.result(timeout=30)
+    assert status == 200, answer
+    assert Decimal(0) < Decimal(answer["filled_quantity"]) < Decimal("0.01"), answer
+    assert open_ones == []
 
 
 def test_a_process_with_all_its_order_slots_taken_answers_503_and_sends_nothing(

@@ -3,7 +3,8 @@
 Every view reads its input through the :class:`Blueprint` below, whose parser:
 
 * reads a body only when it is ``application/json`` (another type is a 415 problem) and within
-  ``GATEWAY_MAX_CONTENT_LENGTH`` (a 413 problem, raised by Werkzeug before the body is read);
+  ``GATEWAY_MAX_CONTENT_LENGTH`` (a 413 problem: for a declared length before the body is read,
+  for a chunked one once it passes the limit, ``web_server/bodies.py``);
 * parses JSON with bounds (:func:`load_json_body`): at most :data:`MAX_JSON_DEPTH` levels, numbers
   of at most :data:`MAX_JSON_NUMBER_LENGTH` characters, no duplicate keys, no ``NaN``; each is a
   400 ``invalid_json`` problem, never a ``RecursionError`` or ``ValueError`` (a 500);
@@ -211,7 +212,8 @@ class GatewayParser(FlaskParser):
         return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        # get_data enforces MAX_CONTENT_LENGTH (413) before reading a byte too many.
+        # get_data enforces MAX_CONTENT_LENGTH (413): a declared length before anything is read,
+        # a chunked body one byte past the limit (web_server/bodies.py).
         data = req.get_data(cache=True)
         if not data:
             return core.missing

@@ -33,7 +33,7 @@ from web_server.services.accounts import securities_config
 from web_server.services.market_rules import order_rule_source
 from web_server.services.rate_limits import rate_limiter
 
-#: Crypto adapters kept per process (least recently used dropped first).
+#: Adapters kept per process (least recently used dropped first; see adapter_for).
 ADAPTER_CACHE_SIZE = 256
 _CACHE_LOCK = threading.Lock()
 

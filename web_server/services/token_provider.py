@@ -27,8 +27,9 @@ class AccountTokenProvider:
     """The ``TokenProvider`` an adapter of one account gets: stored token, or one issued now.
 
     Given ``identity`` (what the account's adapter was built from: its app key and host, see
-    :func:`provider_identity`), it keeps a copy of the stored token in this process (see
-    "this process's copy" below); without, it reads the database on every ``get``.
+    ``tokens.provider_identity``), it keeps a copy of the stored token in this process (see
+    "this process's copy" in ``services/tokens.py``); without, it reads the database on every
+    ``get``.
     """
 
     def __init__(self, account_id: int, identity: str | None = None) -> None:

@@ -512,7 +512,7 @@ def token_status(account: Account, at: dt.datetime | None = None) -> dict[str, A
 # until it is within USABLE_MARGIN of its expiry, like a stored one. Issuing, revoking or a
 # broker's refusal in this process forgets the copy; another process's copy of a token replaced
 # meanwhile is at worst refused by the broker once, which re-reads the stored token
-# (``AccountTokenProvider.invalidate``), as a refusal always did.
+# (``token_provider.AccountTokenProvider.invalidate``), as a refusal always did.
 
 _TOKEN_CACHE_LOCK = threading.Lock()
 

@@ -179,19 +179,25 @@ def _close_replaced(adapter: Any, old_id: uuid.UUID, new_id: uuid.UUID, identity
         if old is None:
             return
         db.session.refresh(old)
-        broker_order_id = old.broker_order_id
+        broker_order_id, recorded = old.broker_order_id, old.filled_quantity
         assert broker_order_id is not None
-        # No transaction stays open while the broker answers: the order's lock keeps every
-        # other writer off, and its row is read again, as it is, when the answer is written.
+        # No transaction stays open while the broker answers (the read and its fills'): the
+        # order's lock keeps every other writer off, and its row is read again, locked, when
+        # the answer is written (the lock's own connection may be cut meanwhile; the row lock
+        # then still keeps the poller's write and ours apart).
         db.session.commit()
         try:
             answer = adapter.get_order(broker_order_id, **identity)
+            answer = complete(adapter, recorded, answer)
         except Exception as exc:  # noqa: BLE001 - the poller reads it later
             log.warning("order %s: replaced, not read back (%s)", old_id, type(exc).__name__)
             answer = None
+        old = db.session.get(Order, old_id, with_for_update=True, populate_existing=True)
+        if old is None:
+            return
         old.replaced_by_order_id = new_id
         if answer is not None and answer.status in TERMINAL_STATUSES:
-            apply_answer(old, complete(adapter, old.filled_quantity, answer), now)
+            apply_answer(old, answer, now)
         else:
             old.cancel_requested_ts = now
             advance(old, OrderStatus.CANCEL_PENDING, now)

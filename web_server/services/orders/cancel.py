@@ -76,10 +76,12 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
         adapter = adapter_for(account)
         identity = broker_identity(db.session, order)
         again = order.status == OrderStatus.CANCEL_PENDING
+        recorded = order.filled_quantity  # (no one else changes it while the lock is held)
         # The request's reads end before the broker is asked: no transaction stays open while it
         # answers (a TRUNCATE or a migration would queue behind its snapshot, and everyone
         # behind them). The order's lock keeps every other writer off meanwhile; its row is read
-        # again, as it is, when the answer is written.
+        # again, as it is, when the answer is written — after every broker call, the reads of
+        # the answer's fills (``complete``) included: touching the order begins a transaction.
         db.session.commit()
         now = clock.now()
         try:
@@ -95,10 +97,10 @@ def cancel_order(key: ApiKey, order_id: uuid.UUID) -> Order:
             answer = adapter.get_order(broker_order_id, **identity)
             if answer.status not in TERMINAL_STATUSES:
                 raise
-            apply_answer(order, complete(adapter, order.filled_quantity, answer), now)
+            apply_answer(order, complete(adapter, recorded, answer), now)
         else:
             # A cancel that reports fills: their executions and price are recorded too.
-            answer = complete(adapter, order.filled_quantity, answer)
+            answer = complete(adapter, recorded, answer)
             order.cancel_requested_ts = now
             if answer.status in TERMINAL_STATUSES:
                 apply_answer(order, answer, now)  # filled, cancelled or lapsed already
