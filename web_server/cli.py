@@ -234,7 +234,10 @@ def tokens_status() -> None:
     accounts = db.session.scalars(
         select(Account).where(Account.account_type == "SECURITIES_STOCK").order_by(Account.id)
     ).all()
-    click.echo("id\taccount\texchange\tenv\tstate\texpires_at\tlast_refreshed_at\tlast_error")
+    click.echo(
+        "id\taccount\texchange\tenv\tstate\texpires_at\tlast_refreshed_at\tlast_error"
+        "\tnext_attempt_at"
+    )
     for account in accounts:
         status = token_status(account)
         click.echo(
@@ -249,6 +252,7 @@ def tokens_status() -> None:
                     status.get("expires_at") or "-",
                     status.get("last_refreshed_at") or "-",
                     status.get("last_error") or "-",
+                    status.get("next_attempt_at") or "-",
                 )
             )
         )

@@ -179,12 +179,71 @@ def validate(config: dict[str, Any]) -> None:
             "earlier than 18 h before expiry would get the old token again (default 21600)."
         )
     _validate_request_limits(config)
+    _validate_numbers(config)
     _validate_rate_limits(config)
     _validate_broker_allowlist(config)
     if not isinstance(config.get("BROKERS"), dict):
         raise ConfigError(
             "GATEWAY_BROKERS must be a mapping; set one URL with "
             "GATEWAY_BROKERS__KIS__REAL_URL=https://… (double underscores nest)."
+        )
+
+
+#: Numeric settings: (smallest, largest, whole numbers only, None allowed). The environment gives
+#: them as JSON numbers (``GATEWAY_ORDERS_MAX_IN_FLIGHT=10``); anything else used to pass start-up
+#: and fail only where it was first used: every order a 500, the scheduler's crash.
+_NUMBERS: dict[str, tuple[float, float, bool, bool]] = {
+    "TOKEN_REFRESH_INTERVAL_SECONDS": (1, 86_400, False, False),
+    "TOKEN_ISSUE_MARGIN_SECONDS": (0, 600, False, False),
+    "BROKER_TIMEOUT_SECONDS": (0.01, 600, False, False),
+    "MARKETS_SYNC_INTERVAL_SECONDS": (1, 30 * 86_400, False, False),
+    "ORDERS_POLL_INTERVAL_SECONDS": (0.05, 86_400, False, False),
+    "ORDERS_JOB_ACCOUNT_WORKERS": (1, 256, True, False),
+    "ORDERS_CANCEL_RECHECK_SECONDS": (0, 86_400, False, True),
+    "API_KEY_CACHE_SECONDS": (0, 3600, False, False),
+    "ORDERS_MAX_IN_FLIGHT": (0, 100_000, True, True),  # None or 0: a third of the pool
+    "HOLDINGS_MAX_AGE_SECONDS": (0, 7 * 86_400, False, False),
+    "LOGIN_MAX_FAILURES": (1, 1_000_000, True, False),
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": (1, 1_000_000, True, False),
+    "LOGIN_LOCKOUT_SECONDS": (1, 7 * 86_400, False, False),
+    "HSTS_SECONDS": (0, 10 * 31_536_000, True, False),
+    "EVENTS_HEARTBEAT_SECONDS": (0.05, 3600, False, False),
+    "WEBHOOK_TIMEOUT_SECONDS": (0.1, 600, False, False),
+    "WEBHOOK_RETRY_BASE_SECONDS": (0.01, 86_400, False, False),
+    "WEBHOOK_RETRY_MAX_SECONDS": (0.01, 30 * 86_400, False, False),
+    "WEBHOOK_GIVE_UP_SECONDS": (1, 365 * 86_400, False, False),
+    "STOCKS_SYNC_MAX_DELIST_SHARE": (0, 1, False, True),
+}
+
+
+def _validate_numbers(config: dict[str, Any]) -> None:
+    for name, (low, high, whole, optional) in _NUMBERS.items():
+        value = config.get(name)
+        if value is None and (optional or name not in config):
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or value != value or not low <= value <= high or (
+            whole and not isinstance(value, int)
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(
+                f"GATEWAY_{name}={value!r} must be {kind} from {low:g} to {high:g}"
+                + (" (or unset)" if optional else "")
+                + f"; default {DEFAULTS.get(name, 'unset')!r}."
+            )
+    sync_time = str(config.get("STOCKS_SYNC_TIME", "07:30"))
+    hours, _, minutes = sync_time.partition(":")
+    if not (
+        len(hours) == 2
+        and len(minutes) == 2
+        and hours.isascii()
+        and hours.isdigit()
+        and minutes.isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        raise ConfigError(
+            f"GATEWAY_STOCKS_SYNC_TIME={sync_time!r} must be HH:MM, Asia/Seoul (default 07:30)."
         )
 
 

@@ -38,6 +38,7 @@ class Endpoint:
     expected: tuple[int, int, int, int, int]
     fresh_account: bool = False  # an allowed cell acts on an account of its own
     fresh_order: bool = False  # an allowed cell acts on an order of its own
+    fresh_subscription: bool = False  # an allowed cell acts on a webhook subscription of its own
     prepare: str | None = None  # engage this switch or set this policy before the request
 
 
@@ -144,6 +145,29 @@ ENDPOINTS = (
         "POST /api/v1/api-keys/{id}/panic/cancel-all", "POST", "admin", (401, 403, 403, 403, 201)
     ),
     Endpoint("GET /api/v1/panic-actions/{id}", "GET", "admin", (401, 403, 403, 403, 200)),
+    Endpoint(
+        "POST /api/v1/orders/{id}/amend",
+        "POST",
+        "orders:write",
+        (401, 403, 404, 201, 201),
+        fresh_order=True,
+    ),
+    Endpoint("GET /api/v1/orders/{id}/fills", "GET", "orders:read", (401, 403, 404, 200, 200)),
+    Endpoint("GET /api/v1/events", "GET", "orders:read", (401, 403, 200, 200, 200)),
+    Endpoint("POST /api/v1/webhooks", "POST", "orders:read", (401, 403, 201, 201, 201)),
+    Endpoint("GET /api/v1/webhooks", "GET", "orders:read", (401, 403, 200, 200, 200)),
+    Endpoint("GET /api/v1/webhooks/{id}", "GET", "orders:read", (401, 403, 404, 404, 200)),
+    Endpoint(
+        "DELETE /api/v1/webhooks/{id}",
+        "DELETE",
+        "orders:read",
+        (401, 403, 404, 404, 204),
+        fresh_subscription=True,
+    ),
+    Endpoint(
+        "GET /api/v1/webhooks/{id}/deliveries", "GET", "orders:read", (401, 403, 404, 404, 200)
+    ),
+    Endpoint("GET /metrics", "GET", "admin", (401, 403, 403, 403, 200)),
     Endpoint("GET /healthz", "GET", "", (200, 200, 200, 200, 200)),
     Endpoint("GET /readyz", "GET", "", (200, 200, 200, 200, 200)),
 )
@@ -174,6 +198,18 @@ class World:
         )
         assert ran.status_code == 201, ran.get_json()
         self.panic_action = ran.get_json()["id"]
+        # A webhook subscription of the baseline orders:read key: a subscription is its key's own.
+        self.subscription = self.subscribe()
+
+    def subscribe(self) -> int:
+        """Subscribe a receiver with the baseline ``orders:read`` key; return the id."""
+        made = self.client.post(
+            "/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/hook"},
+            headers=self.key(("orders:read",), None),
+        )
+        assert made.status_code == 201, made.get_json()
+        return int(made.get_json()["id"])
 
     def _key_id(self, headers: dict[str, str]) -> int:
         from web_server.services.api_keys import authenticate
@@ -303,13 +339,16 @@ def _headers(world: World, endpoint: Endpoint, column: str, account: int) -> dic
 def _request(
     world: World, endpoint: Endpoint, allowed: bool, headers: dict[str, str], account: int
 ) -> Any:
-    order = world.order
+    order, subscription = world.order, world.subscription
     if allowed and endpoint.fresh_order:
         order = world.place_order()
+    if allowed and endpoint.fresh_subscription:
+        subscription = world.subscribe()
     path = (
         endpoint.label.split(" ", 1)[1]
         .replace("/accounts/{id}", f"/accounts/{account}")
         .replace("/orders/{id}", f"/orders/{order}")
+        .replace("/webhooks/{id}", f"/webhooks/{subscription}")
         .replace("{symbol}", "005930")
         .replace("/api-keys/{id}", f"/api-keys/{world.target_key}")
         .replace("/panic-actions/{id}", f"/panic-actions/{world.panic_action}")
@@ -329,6 +368,11 @@ def _request(
     elif endpoint.label == "POST /api/v1/orders":
         body = world.order_body()
         extra = {"Idempotency-Key": random_key(20)}
+    elif endpoint.label.endswith("/amend"):
+        body = {"limit_price": str(Decimal(world.resting) - 1000)}
+        extra = {"Idempotency-Key": random_key(20)}
+    elif endpoint.label == "POST /api/v1/webhooks":
+        body = {"url": "http://127.0.0.1:9/hook"}
     elif "/panic/" in endpoint.label:
         extra = {"Idempotency-Key": random_key(20)}
     elif endpoint.method == "PUT" and "kill-switch" in endpoint.label:
@@ -346,6 +390,7 @@ def _snapshot(psql) -> dict[str, list[tuple]]:
         "kill_switches": psql.execute("SELECT * FROM trade.kill_switches ORDER BY id").fetchall(),
         "risk_policies": psql.execute("SELECT * FROM trade.risk_policies ORDER BY id").fetchall(),
         "panic_actions": psql.execute("SELECT id FROM trade.panic_actions ORDER BY id").fetchall(),
+        "webhooks": psql.execute("SELECT id FROM trade.webhook_subscriptions").fetchall(),
     }
 
 
@@ -380,6 +425,14 @@ def test_authorization_matrix(world, psql, endpoint, column):
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}[expected]
         assert response.get_json()["code"] == code
         assert after == before
+    elif endpoint.label == "GET /api/v1/events":
+        seen = {e["account_id"] for e in response.get_json()["events"]}
+        if COLUMNS[column] == "key for another account":
+            assert world.a not in seen
+        elif COLUMNS[column] == "admin limited to it":
+            assert seen == {world.a}
+        else:
+            assert world.a in seen
     elif endpoint.label in ("GET /api/v1/accounts", "GET /api/v1/orders"):
         listed = response.get_json()
         if endpoint.label == "GET /api/v1/accounts":

@@ -25,6 +25,17 @@ GOOD = {
         ({"LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT"),
         ({"TOKEN_REFRESH_MARGIN_SECONDS": 5}, "from 60 to 64799"),
         ({"ENCRYPTION_KEYS": "nocolon"}, "gateway keys generate"),
+        # Numbers that used to pass start-up and fail where first used (review, issue 12).
+        ({"ORDERS_MAX_IN_FLIGHT": "many"}, "GATEWAY_ORDERS_MAX_IN_FLIGHT='many' must be a whole"),
+        ({"ORDERS_MAX_IN_FLIGHT": 2.5}, "must be a whole number"),
+        ({"HOLDINGS_MAX_AGE_SECONDS": -5}, "GATEWAY_HOLDINGS_MAX_AGE_SECONDS"),
+        ({"ORDERS_POLL_INTERVAL_SECONDS": 0}, "GATEWAY_ORDERS_POLL_INTERVAL_SECONDS"),
+        ({"API_KEY_CACHE_SECONDS": "soon"}, "GATEWAY_API_KEY_CACHE_SECONDS"),
+        ({"WEBHOOK_RETRY_BASE_SECONDS": "x"}, "GATEWAY_WEBHOOK_RETRY_BASE_SECONDS"),
+        ({"STOCKS_SYNC_MAX_DELIST_SHARE": 5}, "from 0 to 1"),
+        ({"LOGIN_MAX_FAILURES": True}, "GATEWAY_LOGIN_MAX_FAILURES"),
+        ({"STOCKS_SYNC_TIME": "half past seven"}, "must be HH:MM"),
+        ({"STOCKS_SYNC_TIME": "25:00"}, "must be HH:MM"),
     ],
 )
 def test_bad_settings_are_refused_with_a_fix(override, message):
