@@ -211,7 +211,7 @@ class OrderList(MethodView):
         """Place an order, once per Idempotency-Key (a replay answers 200 with the same order).
 
         The same key with another body is a 409 `idempotency_conflict`; while the first request
-        is still at the broker, a 409 `conflict` asks to retry shortly.
+        is still at the broker, a 409 `order_in_flight` with `Retry-After` asks to retry shortly.
         """
         order, replayed = orders_service.place_order(
             current_key(), body, request.headers.get("Idempotency-Key", "")
