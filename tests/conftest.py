@@ -276,3 +276,15 @@ def make_api_key(app: Flask, clean_db: None) -> Callable[..., dict[str, str]]:
 def api_headers(make_api_key: Callable[..., dict[str, str]]) -> dict[str, str]:
     """Headers with an admin API key."""
     return make_api_key("admin")
+
+
+def idle_in_transaction(psql: psycopg.Connection) -> list[tuple]:
+    """Return the other sessions of this database that sit in an open transaction, doing nothing.
+
+    What a request must never leave while it waits on a broker: a TRUNCATE or a migration would
+    queue behind its snapshot, and every statement behind them.
+    """
+    return psql.execute(
+        "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
+        " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+    ).fetchall()

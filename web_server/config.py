@@ -222,8 +222,11 @@ def _validate_numbers(config: dict[str, Any]) -> None:
         if value is None and (optional or name not in config):
             continue
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or value != value or not low <= value <= high or (
-            whole and not isinstance(value, int)
+        if (
+            not number
+            or value != value
+            or not low <= value <= high
+            or (whole and not isinstance(value, int))
         ):
             kind = "a whole number" if whole else "a number"
             raise ConfigError(

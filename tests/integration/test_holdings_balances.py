@@ -22,7 +22,7 @@ from simulators.krx import KST
 from simulators.krx_calendar import TradingCalendar
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import KIS_MASTER_DIR, random_key, remember_secret
+from tests.conftest import KIS_MASTER_DIR, idle_in_transaction, random_key, remember_secret
 from tests.integration.accounts_support import start_kis
 from web_server.services import clock as gateway_clock
 from web_server.services.stocks_sync import run_sync
@@ -116,10 +116,7 @@ def test_no_transaction_stays_open_while_the_broker_is_read(
     asking = concurrent.futures.ThreadPoolExecutor(1).submit(ask)
     try:
         time.sleep(1.0)  # the request is now waiting on the broker
-        open_ones = psql.execute(
-            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
-        ).fetchall()
+        open_ones = idle_in_transaction(psql)
     finally:
         asking.result(timeout=30)
         requests.delete(f"{sim_url}/_sim/faults", timeout=5)

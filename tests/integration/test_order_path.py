@@ -20,6 +20,7 @@ from decimal import Decimal
 import requests
 from sqlalchemy import func, select
 
+from tests.conftest import idle_in_transaction, random_key, remember_secret
 from tests.integration.test_orders_api import _post, upbit  # noqa: F401 - the fixture
 from tests.integration.test_orders_outages import ORDER_PATH, kis  # noqa: F401 - the fixture
 from web_server.extensions import db
@@ -103,7 +104,6 @@ def test_new_or_re_encrypted_keys_get_a_new_adapter_and_the_old_keys_are_never_s
     api_headers,
     upbit,  # noqa: F811
 ):
-    from tests.conftest import random_key, remember_secret
     from web_server.models import Account
 
     first = _post(client, api_headers, _body(upbit.account_id), "keys-1")
@@ -172,10 +172,7 @@ def test_a_cancel_that_reads_fills_at_the_broker_holds_no_transaction_meanwhile(
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         cancelling = pool.submit(cancel)
         time.sleep(1.0)  # the cancel is now reading the order's fills at the exchange
-        open_ones = psql.execute(
-            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
-        ).fetchall()
+        open_ones = idle_in_transaction(psql)
         status, answer = cancelling.result(timeout=30)
     assert status == 200, answer
     assert Decimal(0) < Decimal(answer["filled_quantity"]) < Decimal("0.01"), answer

@@ -27,7 +27,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from simulators.registry import create_simulator
 from simulators.server import serve_in_thread
-from tests.conftest import random_key, remember_secret
+from tests.conftest import idle_in_transaction, random_key, remember_secret
 from web_server.database import close_session
 from web_server.extensions import db
 from web_server.services.orders import START_LEASE, reconcile_orders
@@ -381,10 +381,7 @@ def test_no_transaction_stays_open_while_the_broker_cancels(app, client, api_hea
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         cancelling = pool.submit(cancel)
         time.sleep(1.0)  # the cancel is now waiting on the broker
-        open_ones = psql.execute(
-            "SELECT state, left(query, 80) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
-        ).fetchall()
+        open_ones = idle_in_transaction(psql)
         status, answer = cancelling.result(timeout=30)
     assert status == 200, answer
     assert answer["status"] in ("CANCELLED", "CANCEL_PENDING"), answer
