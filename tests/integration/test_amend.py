@@ -149,18 +149,23 @@ def test_kis_amends_only_the_whole_remainder(app, client, api_headers, venue):
     assert venue.ledger("order_amended") == []
 
 
-@pytest.mark.parametrize("venue", ["UPBIT", "BITHUMB"], indirect=True)
-def test_market_buy_by_amount(app, client, api_headers, venue):
-    price = (venue.price() / 1000).quantize(Decimal(1)) * 1000
-    venue.pin(price)
-    krw_before = venue.balance("KRW")
-    body = {
+def _buy_by_amount(venue) -> dict[str, Any]:
+    """A market buy of 1,000,000 KRW's worth (Upbit and Bithumb buy at market by amount)."""
+    return {
         "account_id": venue.account_id,
         "symbol": venue.symbol,
         "side": "BUY",
         "type": "MARKET",
         "quote_amount": "1000000",
     }
+
+
+@pytest.mark.parametrize("venue", ["UPBIT", "BITHUMB"], indirect=True)
+def test_market_buy_by_amount(app, client, api_headers, venue):
+    price = (venue.price() / 1000).quantize(Decimal(1)) * 1000
+    venue.pin(price)
+    krw_before = venue.balance("KRW")
+    body = _buy_by_amount(venue)
     placed = post(client, api_headers, "/api/v1/orders", body, "q-1")
     assert placed.status_code == 201, placed.get_json()
     assert placed.get_json()["quantity"] is None
@@ -192,13 +197,7 @@ def test_a_buy_by_amount_counts_its_amount_toward_the_daily_notional_before_it_f
             "ACCOUNT", venue.account_id, {"max_daily_notional": "1500000"}, actor="test"
         )
         db.session.commit()
-    body = {
-        "account_id": venue.account_id,
-        "symbol": venue.symbol,
-        "side": "BUY",
-        "type": "MARKET",
-        "quote_amount": "1000000",
-    }
+    body = _buy_by_amount(venue)
     first = post(client, api_headers, "/api/v1/orders", body, "amount-1")
     assert first.status_code == 201, first.get_json()
     assert first.get_json()["filled_quantity"] == "0"  # not filled yet: the poller reads it
