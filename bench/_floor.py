@@ -67,10 +67,10 @@ def order_request(exchange: str, body: dict) -> OrderRequest:
     )
 
 
-def create_app() -> Flask:
-    """Build the floor app from ``FLOOR_*`` environment variables."""
-    settings = json.loads(os.environ["FLOOR_SETTINGS"])
-    engine = sa.create_engine(settings["database_url"], pool_size=10, pool_pre_ping=True)
+def create_table(database_url: str) -> None:
+    """Create the floor's table, once, before its workers start (two workers racing on
+    ``CREATE TABLE IF NOT EXISTS`` can both try to create it, and one then fails to boot)."""
+    engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -78,6 +78,13 @@ def create_app() -> Flask:
                 " broker_order_id text, created_ts timestamptz DEFAULT now())"
             )
         )
+    engine.dispose()
+
+
+def create_app() -> Flask:
+    """Build the floor app from ``FLOOR_*`` environment variables."""
+    settings = json.loads(os.environ["FLOOR_SETTINGS"])
+    engine = sa.create_engine(settings["database_url"], pool_size=10, pool_pre_ping=True)
     venues = settings["venues"]
     app = Flask("floor")
 

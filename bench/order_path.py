@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._db import scratch_database  # noqa: E402
-from bench._floor import build_adapter, order_request  # noqa: E402
+from bench._floor import build_adapter, create_table, order_request  # noqa: E402
 from brokers import Credentials  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -355,6 +355,7 @@ def main() -> None:
             urls = {}
             urls["gateway"], gateway = _gunicorn("web_server:create_app()", env)
             processes.append(gateway)
+            create_table(database_url)
             floor_env = {"FLOOR_SETTINGS": json.dumps(floor_settings)}
             urls["floor"], floor = _gunicorn("bench._floor:create_app()", floor_env)
             processes.append(floor)

@@ -111,6 +111,10 @@ def _init_extensions(app: Flask) -> None:
 
     db.init_app(app)
     _replace_session_teardown(app, db)
+    from web_server.database import install_liveness_check
+
+    with app.app_context():
+        install_liveness_check(db.engine)
     install_session_hooks(Session)  # every session, the services' own ones too
     from web_server.services import events as order_events
 

@@ -87,8 +87,10 @@ DEFAULTS: dict[str, Any] = {
     # A token refresh holds up to three connections at once (the app key's lock, the token row,
     # the issuance window); the pool leaves room for a burst of them beside ordinary requests.
     # Waits are bounded (a free connection, a connect), so an outage answers 503 in seconds.
+    # Connections are checked before use by database.install_liveness_check, which pings only
+    # those in doubt, not by pool_pre_ping, which pings at every checkout.
     "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_pre_ping": True,
+        "pool_pre_ping": False,
         "pool_size": 10,
         "max_overflow": 20,
         "pool_timeout": 5,

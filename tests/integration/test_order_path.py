@@ -235,7 +235,7 @@ def test_an_empty_holdings_snapshot_is_served_from_the_database(
 
 class _Statements:
     """Counts what an order costs the database: statements (BEGIN and COMMIT included, as psycopg
-    sends them), pool checkouts (each one a ping: ``pool_pre_ping``) and connections in use."""
+    sends them), pool checkouts and connections in use."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -286,7 +286,7 @@ class _Statements:
 
 
 #: What one resting order may cost at most, warm (its account's token and adapter in hand):
-#: statements sent, BEGIN/COMMIT/ROLLBACK included, and pool checkouts (each a ping). Without
+#: statements sent, BEGIN/COMMIT/ROLLBACK included, and pool checkouts. Without
 #: Redis (as here) the shared rate limiter adds its own: 5 statements and 1 checkout per KIS
 #: order, 8 and 2 per Upbit order. Before issue 12's cuts: KIS 44 and 7, Upbit 47 and 8; then
 #: 22 and 25 before the first reads and the intent left their transactions and a resting

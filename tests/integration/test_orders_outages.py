@@ -317,11 +317,14 @@ def test_one_key_raced_while_the_broker_rate_limits(app, api_headers, kis, psql)
 
     statuses = Counter(status for _, status, _, _ in answers)
     print(f"\n{racers} racers, {len(answers)} answers {dict(sorted(statuses.items()))}")
-    assert set(statuses) <= {200, 201, 409, 429}, statuses  # no 500, no 404
+    # No 500, no 404. A 503 is a full pool: the hundred racers share this one process's 30
+    # connections, and on a slow machine some wait past the pool's 5 s timeout; they are told to
+    # retry like the others (a real deployment spreads them over workers of a few threads each).
+    assert set(statuses) <= {200, 201, 409, 429, 503}, statuses
     assert statuses[429] >= 1  # the broker did refuse, and the refusal reached a client
     assert statuses[201] == 1  # one request placed the order; every other one replayed it
     for _, status, retry_after, answer in answers:
-        if status in (409, 429):
+        if status in (409, 429, 503):
             assert retry_after and int(retry_after) >= 1, answer
             assert "id" not in answer and "order_id" not in answer  # no id before it is settled
     # Every client ended on the same order, and no other id was ever handed out.
