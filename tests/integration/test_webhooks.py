@@ -153,11 +153,18 @@ def test_a_receiver_down_for_a_while_gets_everything_in_order_signed(
         for status in PATH:
             for order in mine:
                 step(db.engine, order, status)
-        time.sleep(3)
-        pending = client.get(
-            f"/api/v1/webhooks/{sub['id']}/deliveries?status=pending", headers=headers
-        ).get_json()["deliveries"]
-        assert pending and all(d["attempts"] >= 1 for d in pending[:10]), pending[:3]
+        # The scheduler starts (seconds, on a slow machine) and tries each delivery at least
+        # once while the receiver is down.
+        ends = time.time() + 60
+        while True:
+            pending = client.get(
+                f"/api/v1/webhooks/{sub['id']}/deliveries?status=pending", headers=headers
+            ).get_json()["deliveries"]
+            tried = pending and all(d["attempts"] >= 1 for d in pending[:10])
+            if tried or time.time() > ends:
+                break
+            time.sleep(0.2)
+        assert tried, pending[:3]
         assert pending[0]["last_error"]
         # Up, but failing for a while: 503s are retried too.
         receiver.failing = True
