@@ -84,6 +84,8 @@ def create_table(database_url: str) -> None:
 def create_app() -> Flask:
     """Build the floor app from ``FLOOR_*`` environment variables."""
     settings = json.loads(os.environ["FLOOR_SETTINGS"])
+    # SQLAlchemy as a plain app uses it: a ping at each checkout, BEGIN and COMMIT around each
+    # write (the gateway saves both round trips; the floor's cost is what is usual, not least).
     engine = sa.create_engine(settings["database_url"], pool_size=10, pool_pre_ping=True)
     venues = settings["venues"]
     app = Flask("floor")
