@@ -109,8 +109,13 @@ def install_liveness_check(engine: Engine) -> None:
             return  # just opened
         if dbapi_connection.closed:
             raise DisconnectionError("the connection was closed")
-        idle = time.monotonic() - idle_since
-        if idle <= PING_AFTER_IDLE and not _has_input(dbapi_connection.fileno()):
+        try:
+            in_doubt = time.monotonic() - idle_since > PING_AFTER_IDLE or _has_input(
+                dbapi_connection.fileno()
+            )
+        except Exception:  # noqa: BLE001 - a socket that cannot be asked is in doubt
+            in_doubt = True
+        if not in_doubt:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
